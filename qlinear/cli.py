@@ -1,0 +1,208 @@
+"""The ``qlinear`` command line: generate, perplexity, explain, kernels."""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+from collections import Counter
+
+import torch
+
+from . import kernels as kernel_registry
+from .evaluate import generate, linear_bytes, perplexity, token_windows, weight_bytes
+from .layers import DEFAULT_IGNORE, plan, quantize
+from .models import load_model, model_label, resolve_device
+from .platform import CPU, Platform, platform_of, simulated_cuda
+from .schemes import SCHEMES, get_scheme
+from .text import load_text
+
+BASELINE = "bf16"
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="local transformers model directory or .gguf file (default: embedded SmolLM2-135M)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    p.add_argument("--backend", default=None, help="force a kernel or backend (see `qlinear kernels`)")
+    p.add_argument("--ignore", action="append", default=None, help="module to keep in float (name, glob or re:regex; repeatable)")
+    p.add_argument("--skip-unsupported", action="store_true", help="keep layers the scheme cannot represent in float")
+
+
+def _schemes(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if names == ["all"]:
+        return list(SCHEMES)
+    for n in names:
+        if n != BASELINE:
+            get_scheme(n)
+    return names
+
+
+def _quantize_args(args) -> dict:
+    return {
+        "ignore": tuple(args.ignore) if args.ignore else DEFAULT_IGNORE,
+        "skip_unsupported": args.skip_unsupported,
+        "backend": args.backend,
+    }
+
+
+def cmd_generate(args) -> int:
+    device = resolve_device(args.device)
+    model, tok = load_model(args.model, device=device)
+    report = quantize(model, args.scheme, device=device, **_quantize_args(args))
+    text, n, seconds = generate(model, tok, args.prompt, args.max_new_tokens)
+    used = Counter(r.kernel for r in report.layers if r.kernel)
+    print(f"model: {model_label(args.model)}  scheme: {args.scheme}  device: {platform_of(device).describe()}")
+    print(f"kernels: {', '.join(f'{k} x{c}' for k, c in used.items())}")
+    print(f"prompt: {args.prompt}\n---\n{text}\n---")
+    print(f"{n} tokens in {seconds:.2f} s ({n / seconds:.1f} tokens/s)")
+    return 0
+
+
+def cmd_perplexity(args) -> int:
+    device = resolve_device(args.device)
+    schemes = _schemes(args.scheme)
+    if BASELINE not in schemes:
+        schemes = [BASELINE, *schemes]
+    base, tok = load_model(args.model, device=device)
+    ids = tok(load_text(args.text), return_tensors="pt").input_ids[0]
+    windows = token_windows(ids, args.tokens, args.context)
+    rows = []
+    for name in schemes:
+        model = copy.deepcopy(base)
+        kernels_used: list[str] = []
+        if name != BASELINE:
+            report = quantize(model, name, device=device, progress=not args.json, **_quantize_args(args))
+            kernels_used = sorted({r.kernel for r in report.layers if r.kernel})
+        ppl, tokens, seconds = perplexity(model, windows, batch=args.batch)
+        rows.append({
+            "scheme": name, "perplexity": ppl, "tokens": tokens, "seconds": seconds,
+            "tokens_per_s": tokens / seconds, "weight_mb": weight_bytes(model) / 1e6,
+            "linear_mb": linear_bytes(model) / 1e6, "kernels": kernels_used,
+        })
+        del model
+    ref = rows[0]["perplexity"]
+    for r in rows:
+        r["change_pct"] = 100.0 * (r["perplexity"] / ref - 1.0)
+    meta = {"model": model_label(args.model), "text": args.text, "tokens": int(windows.numel()),
+            "context": args.context, "device": platform_of(device).describe(), "torch": torch.__version__}
+    if args.json:
+        print(json.dumps({**meta, "results": rows}, indent=2))
+        return 0
+    print(f"model: {meta['model']}\ntext: {args.text}, {meta['tokens']} tokens, context {args.context}; device: {meta['device']}")
+    print(f"{'scheme':18} {'perplexity':>10} {'vs bf16':>8} {'weights MB':>10} {'linear MB':>9} {'tokens/s':>9}  kernels")
+    for r in rows:
+        print(f"{r['scheme']:18} {r['perplexity']:10.3f} {r['change_pct']:+7.2f}% {r['weight_mb']:10.1f} "
+              f"{r['linear_mb']:9.1f} {r['tokens_per_s']:9.1f}  {', '.join(r['kernels']) or '-'}")
+    return 0
+
+
+def parse_platform(text: str | None, device: torch.device) -> Platform:
+    """``cpu``, ``sm_80``/``sm80``/``80`` (simulated CUDA), or None for the real device."""
+    if text is None:
+        return platform_of(device)
+    if text == "cpu":
+        return CPU
+    digits = text.lower().removeprefix("sm_").removeprefix("sm")
+    if not digits.isdigit():
+        raise ValueError(f"--platform takes cpu or sm_NN (e.g. sm_90), got {text!r}")
+    return simulated_cuda(int(digits))
+
+
+def cmd_explain(args) -> int:
+    device = resolve_device(args.device)
+    platform = parse_platform(args.platform, device)
+    model, _ = load_model(args.model, device="cpu")
+    q = _quantize_args(args)
+    plans = plan(model, args.scheme, platform=platform, ignore=q["ignore"],
+                 skip_unsupported=q["skip_unsupported"], backend=q["backend"])
+    scheme = get_scheme(args.scheme)
+    if args.json:
+        print(json.dumps({"model": model_label(args.model), "scheme": scheme.name, "scheme_spec": scheme.describe(),
+                          "platform": platform.describe(), "layers": [p.to_dict() for p in plans]}, indent=2))
+        return 0
+    print(f"model: {model_label(args.model)}\nscheme: {scheme.name} ({scheme.describe()})\nplatform: {platform.describe()}\n")
+    groups: dict[tuple, list[str]] = {}
+    for p in plans:
+        kernel = p.selection.kernel.name if p.selection else f"({p.action})"
+        print(f"{p.name:48} {p.out_features:>6}x{p.in_features:<6} {kernel}")
+        why = tuple((r.kernel, r.reason) for r in p.selection.rejected) if p.selection else (("-", p.reason),)
+        groups.setdefault((kernel, why), []).append(p.name)
+    print("\nwhy:")
+    for (kernel, why), names in groups.items():
+        print(f"- {kernel} for {len(names)} layer(s) (e.g. {names[0]})")
+        for rejected, reason in why:
+            print(f"    rejected {rejected}: {reason}" if rejected != "-" else f"    {reason}")
+    return 0
+
+
+def cmd_kernels(args) -> int:
+    here = platform_of(resolve_device(args.device))
+    rows = []
+    for k in kernel_registry.all_kernels():
+        served = [s for s in SCHEMES.values() if k.can_implement(kernel_registry.LayerConfig(s, 4096, 4096))[0]]
+        ok, reason = k.is_supported(here)
+        lists = [kind for kind in kernel_registry.registry.PLATFORM_KINDS if k in kernel_registry.candidates(Platform(kind))]
+        rows.append({"kernel": k.name, "backend": k.backend, "summary": k.summary, "schemes": [s.name for s in served],
+                     "platforms": lists, "runs_here": ok, "reason": reason})
+    if args.json:
+        print(json.dumps({"platform": here.describe(), "kernels": rows}, indent=2))
+        return 0
+    print(f"platform: {here.describe()}\n")
+    for r in rows:
+        status = "runs here" if r["runs_here"] else f"not here: {r['reason']}"
+        print(f"{r['kernel']}  [{r['backend']}; lists: {', '.join(r['platforms'])}]  {status}")
+        print(f"    {r['summary']}\n    schemes: {', '.join(r['schemes'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qlinear", description="Quantized linear layers for LLM inference.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log kernel selection details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    schemes_help = f"one of: {', '.join(SCHEMES)}"
+
+    g = sub.add_parser("generate", help="quantize the model and generate text")
+    g.add_argument("--scheme", required=True, help=schemes_help)
+    g.add_argument("--prompt", default="Explain what a Python decorator is in two sentences.")
+    g.add_argument("--max-new-tokens", type=int, default=64)
+    _add_model_args(g)
+    g.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("perplexity", help="perplexity of bf16 and each scheme")
+    p.add_argument("--scheme", required=True, help=f"comma-separated, or 'all'; {schemes_help}")
+    p.add_argument("--text", default="pydoc", help="'pydoc' (CPython documentation, built in) or a text file")
+    p.add_argument("--tokens", type=int, default=8192)
+    p.add_argument("--context", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=4, help="windows per forward pass")
+    p.add_argument("--json", action="store_true")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_perplexity)
+
+    e = sub.add_parser("explain", help="each layer's kernel and every rejected candidate's reason")
+    e.add_argument("--scheme", required=True, help=schemes_help)
+    e.add_argument("--platform", default=None, help="simulate another platform: cpu or sm_NN (e.g. sm_80)")
+    e.add_argument("--json", action="store_true")
+    _add_model_args(e)
+    e.set_defaults(func=cmd_explain)
+
+    k = sub.add_parser("kernels", help="registered kernels, their schemes, and whether they run here")
+    k.add_argument("--device", default="auto")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_kernels)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"qlinear: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

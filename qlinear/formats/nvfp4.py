@@ -1,0 +1,43 @@
+"""NVFP4 two-level scales: an fp32 global scale and one e4m3 scale per 16 e2m1 elements.
+
+Format: NVIDIA NVFP4 (Blackwell microscaling; as written by ModelOpt and compressed-tensors).
+Dequant: ``x = e2m1 * float(block_scale_e4m3) * global_scale``.
+
+Inside qlinear the global scale is always the **decode multiplier** (``global_scale ≈
+amax / (448 * 6)``). On disk two conventions exist and are converted at the boundary only:
+ModelOpt's ``weight_scale_2`` / ``input_scale`` are multipliers (use as is);
+compressed-tensors' ``weight_global_scale`` / ``input_global_scale`` are divisors
+(``2688 / amax``): :func:`global_scale_from_divisor` converts them.
+
+Quantization: ``global = max(amax_global, 1e-12) / 2688``; per 16 elements
+``block = saturate_e4m3(amax_16 / 6 / global)``; elements ``round_e2m1(x / (block * global))``,
+0 where the block scale rounded to 0.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import fp8
+from .e2m1 import E2M1_MAX
+
+GLOBAL_RANGE = fp8.E4M3_MAX * E2M1_MAX  # 2688: e4m3 max times e2m1 max
+
+
+def global_scale_from_amax(amax: torch.Tensor) -> torch.Tensor:
+    """fp32 decode multiplier that puts the largest block scale at the top of e4m3."""
+    return amax.float().clamp(min=fp8.AMAX_FLOOR) / GLOBAL_RANGE
+
+
+def global_scale_from_divisor(divisor: torch.Tensor) -> torch.Tensor:
+    """compressed-tensors ``*_global_scale`` (a divisor, ``2688/amax``) to qlinear's multiplier."""
+    return 1.0 / divisor.float()
+
+
+def global_scale_to_divisor(global_scale: torch.Tensor) -> torch.Tensor:
+    """qlinear's multiplier to the compressed-tensors divisor convention."""
+    return 1.0 / global_scale.float()
+
+
+def block_scales(block_amax: torch.Tensor, global_scale: torch.Tensor) -> torch.Tensor:
+    """e4m3 block scales from per-16 amax and the (broadcastable) fp32 global multiplier."""
+    return fp8.to_e4m3(block_amax.float() / E2M1_MAX / global_scale)

@@ -1,0 +1,162 @@
+"""Quantize and dequantize any :class:`~qlinear.spec.TensorSpec`: the single numerical truth.
+
+Every kernel in qlinear is checked against :func:`dequantize`; every quantized weight is
+produced by :func:`quantize`. Rounding rules live in the per-format modules
+(:mod:`.fp8`, :mod:`.int8`, :mod:`.e2m1`, :mod:`.e8m0`, :mod:`.nvfp4`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..spec import TensorSpec
+from . import e2m1, e8m0, fp8, int8, nvfp4
+from .tiles import from_tiles, per_tile, tile_amax, to_tiles
+
+ELEMENT_MAX = {"e4m3": fp8.E4M3_MAX, "e2m1": e2m1.E2M1_MAX, "int8": int8.INT8_SYMMETRIC_MAX}
+
+
+@dataclass
+class QuantizedTensor:
+    """A quantized 2-D tensor ``[rows, cols]`` (cols = K, the reduction dimension).
+
+    Attributes:
+        data: ``float8_e4m3fn [rows, cols]``, ``int8 [rows, cols]`` or, for e2m1,
+            ``uint8 [rows, cols/2]`` (two codes per byte, even element in the low nibble).
+        scale: dequant multipliers, shape ``spec.tile`` grid ``[ceil(rows/tr), ceil(cols/tc)]``;
+            float32, uint8 (e8m0) or float8_e4m3fn (NVFP4 block scales).
+        spec: how it was quantized.
+        shape: logical ``(rows, cols)``.
+        global_scale: NVFP4 fp32 decode multiplier: 0-d (per tensor) or ``[rows, 1]`` (per token).
+        zero_point: int32, same shape as ``scale``, asymmetric INT8 only.
+    """
+
+    data: torch.Tensor
+    scale: torch.Tensor
+    spec: TensorSpec
+    shape: tuple[int, int]
+    global_scale: torch.Tensor | None = None
+    zero_point: torch.Tensor | None = None
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"data": self.data, "scale": self.scale}
+        if self.global_scale is not None:
+            out["global_scale"] = self.global_scale
+        if self.zero_point is not None:
+            out["zero_point"] = self.zero_point
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors().values())
+
+
+def _check_input(x: torch.Tensor, spec: TensorSpec) -> None:
+    if x.dim() != 2:
+        raise ValueError(f"quantize expects a 2-D [rows, K] tensor, got shape {tuple(x.shape)}")
+    if x.shape[1] % spec.k_multiple:
+        raise ValueError(
+            f"{spec.describe()} needs K divisible by {spec.k_multiple}, got K={x.shape[1]}"
+        )
+
+
+def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | None = None) -> QuantizedTensor:
+    """Quantize a 2-D tensor ``x [rows, K]`` (any float dtype) to ``spec``.
+
+    Args:
+        x: the tensor; computed in float32.
+        spec: target spec; activation specs (token/group) and weight specs use the same code.
+        tensor_amax: max |x| over the whole tensor, when ``x`` is one chunk of a larger tensor
+            (per-tensor scale, NVFP4 per-tensor global). Defaults to this tensor's own amax.
+
+    Raises:
+        ValueError: ``x`` not 2-D, or K not a multiple of the format's group (MX 32, NVFP4 16).
+    """
+    _check_input(x, spec)
+    shape = (x.shape[0], x.shape[1])
+    tile = spec.tile(*shape)
+    xf = x.float()
+    tiles = to_tiles(xf, tile)
+    if spec.granularity == "tensor" and tensor_amax is not None:
+        amax = tensor_amax.float().reshape(1, 1)
+    else:
+        amax = tiles.abs().amax(dim=(1, 3))
+
+    if spec.dtype == "int8" and not spec.symmetric:
+        scale, zp = int8.asymmetric_params(tiles.amin(dim=(1, 3)), tiles.amax(dim=(1, 3)))
+        q = int8.round_asymmetric(tiles / per_tile(scale), per_tile(zp))
+        return QuantizedTensor(from_tiles(q, shape).contiguous(), scale, spec, shape, zero_point=zp)
+
+    global_scale = None
+    if spec.scale_dtype == "e8m0":
+        exponent = e8m0.exponent_for(amax, ELEMENT_MAX[spec.dtype])
+        scale = e8m0.encode(exponent)
+        real_scale = torch.exp2(exponent.float())
+    elif spec.scale_dtype == "e4m3":
+        if spec.global_scale == "tensor":
+            g_amax = tensor_amax if tensor_amax is not None else xf.abs().amax()
+            global_scale = nvfp4.global_scale_from_amax(g_amax).reshape(())
+        else:
+            global_scale = nvfp4.global_scale_from_amax(xf.abs().amax(dim=1, keepdim=True))
+        scale = nvfp4.block_scales(amax, global_scale)
+        real_scale = scale.float() * global_scale
+    elif spec.dtype == "int8":
+        scale = real_scale = int8.symmetric_scale(amax)
+    else:
+        scale = real_scale = fp8.scale_from_amax(amax)
+
+    safe = torch.where(real_scale > 0, real_scale, torch.ones_like(real_scale))
+    scaled = from_tiles(tiles / per_tile(safe), shape)
+    if spec.dtype == "e4m3":
+        data = fp8.to_e4m3(scaled)
+    elif spec.dtype == "int8":
+        data = int8.round_symmetric(scaled)
+    else:
+        data = e2m1.pack(e2m1.encode(scaled))
+    return QuantizedTensor(data.contiguous(), scale, spec, shape, global_scale=global_scale)
+
+
+def element_values(q: QuantizedTensor) -> torch.Tensor:
+    """The unscaled element values as float32 ``[rows, K]`` (zero point removed for asymmetric INT8)."""
+    if q.spec.dtype == "e2m1":
+        return e2m1.decode(e2m1.unpack(q.data))
+    return q.data.float()
+
+
+def scale_values(q: QuantizedTensor) -> torch.Tensor:
+    """The real (float32) dequant multiplier per tile, global scale folded in."""
+    if q.spec.scale_dtype == "e8m0":
+        return e8m0.decode(q.scale)
+    if q.spec.scale_dtype == "e4m3":
+        return q.scale.float() * q.global_scale.float()
+    return q.scale.float()
+
+
+def dequantize(q: QuantizedTensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Reconstruct ``[rows, K]`` as ``element * scale`` (``(q - zero_point) * scale`` for asymmetric INT8).
+
+    Computed in float32 (float64 if ``dtype`` is float64), then cast to ``dtype``.
+    """
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    values = element_values(q).to(work)
+    tile = q.spec.tile(*q.shape)
+    tiles = to_tiles(values, tile)
+    if q.zero_point is not None:
+        tiles = tiles - per_tile(q.zero_point.to(work))
+    out = from_tiles(tiles * per_tile(scale_values(q).to(work)), q.shape)
+    return out.to(dtype)
+
+
+def fake_quantize(x: torch.Tensor, spec: TensorSpec) -> torch.Tensor:
+    """``dequantize(quantize(x))`` as float32: what a kernel's quantized operand represents."""
+    return dequantize(quantize(x, spec))
+
+
+def sqnr_db(reference: torch.Tensor, approx: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio ``10*log10(|ref|^2 / |ref - approx|^2)`` in dB (inf if exact)."""
+    ref = reference.double()
+    noise = (ref - approx.double()).pow(2).sum()
+    if noise == 0:
+        return float("inf")
+    return float(10 * torch.log10(ref.pow(2).sum() / noise))

@@ -1,0 +1,42 @@
+"""Tiling helpers shared by every format: one scale per tile, ceil on ragged edges.
+
+A ``[rows, cols]`` tensor is zero-padded to whole tiles and viewed as
+``[rows/tr, tr, cols/tc, tc]``; a scale of shape ``[rows/tr, cols/tc]`` then broadcasts
+as ``scale[:, None, :, None]``. Zero padding never changes an amax, so edge tiles get the
+scale of their real elements only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_tiles(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+    """View ``x [rows, cols]`` as ``[ceil(rows/tr), tr, ceil(cols/tc), tc]`` (zero-padded copy if ragged)."""
+    rows, cols = x.shape
+    tr, tc = tile
+    pad_r, pad_c = (-rows) % tr, (-cols) % tc
+    if pad_r or pad_c:
+        x = F.pad(x, (0, pad_c, 0, pad_r))
+    return x.reshape(x.shape[0] // tr, tr, x.shape[1] // tc, tc)
+
+
+def from_tiles(tiles: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`to_tiles`: drop the padding and return ``[rows, cols]``."""
+    a, tr, b, tc = tiles.shape
+    return tiles.reshape(a * tr, b * tc)[: shape[0], : shape[1]]
+
+
+def per_tile(scale: torch.Tensor) -> torch.Tensor:
+    """Broadcast a ``[rows/tr, cols/tc]`` scale against a tiled view."""
+    return scale[:, None, :, None]
+
+
+def tile_amax(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+    """Max |x| per tile, shape ``[ceil(rows/tr), ceil(cols/tc)]``, in x's dtype (exact)."""
+    return to_tiles(x, tile).abs().amax(dim=(1, 3))
+
+
+def tile_grid(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int]:
+    """Scale-grid shape for a tensor of ``shape`` cut into ``tile``: ceil on both dims."""
+    return -(-shape[0] // tile[0]), -(-shape[1] // tile[1])

@@ -1,0 +1,96 @@
+"""The one kernel contract every qlinear kernel implements, for every scheme.
+
+A kernel class answers two questions before it is chosen, and does two jobs after:
+
+* ``is_supported(platform) -> (ok, reason)``: can this hardware run the kernel's dtypes at all
+  (FP8 tensor cores need sm_89+, not merely "is CUDA").
+* ``can_implement(config) -> (ok, reason)``: can it compute this layer (scheme, shape, dtype).
+* ``prepare(layer)``: once, after the weights are loaded, repack them into the kernel's layout.
+* ``apply(layer, x, bias)``: ``y = x @ W.T + bias`` for ``x [M, K]``, returning ``[M, N]`` in x's dtype.
+
+State lives on the layer (its buffers move with ``.to()`` and appear in ``state_dict``); the
+kernel instance holds only what ``prepare`` derived from the config (padded sizes, etc.).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from ..platform import Platform
+from ..schemes import Scheme
+
+if TYPE_CHECKING:
+    from ..layers.linear import QuantizedLinear
+
+Verdict = tuple[bool, str]
+OK: Verdict = (True, "")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """What a kernel needs to know about a layer to decide if it can implement it.
+
+    Attributes:
+        scheme: the quantization scheme.
+        out_features: N.
+        in_features: K.
+        has_bias: whether the layer adds a bias.
+        name: the module's name in its model, for messages.
+    """
+
+    scheme: Scheme
+    out_features: int
+    in_features: int
+    has_bias: bool = False
+    name: str = ""
+
+    def describe(self) -> str:
+        where = f"{self.name} " if self.name else ""
+        return f"{where}[{self.out_features}x{self.in_features}] {self.scheme.name}"
+
+
+class LinearKernel(ABC):
+    """Base of all kernels. Subclasses set the class attributes and implement the four methods.
+
+    Class attributes:
+        name: unique name, used by ``QLINEAR_DISABLED_KERNELS`` and ``--backend``.
+        backend: the library or method behind it (``cublas``, ``torch``, ``triton``, ``emulation``);
+            forcing a backend forces all its kernels.
+        fallback: True for last-resort kernels; choosing one after faster kernels were rejected warns.
+        summary: one line for ``qlinear kernels``.
+    """
+
+    name: ClassVar[str]
+    backend: ClassVar[str]
+    fallback: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: LayerConfig):
+        self.config = config
+
+    @classmethod
+    @abstractmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        """Whether ``platform`` can run this kernel at all; the reason when not."""
+
+    @classmethod
+    @abstractmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        """Whether this kernel computes ``config``'s scheme and shape; the reason when not."""
+
+    def prepare(self, layer: QuantizedLinear) -> None:
+        """Repack ``layer``'s quantized weight once after loading (default: keep it as is)."""
+
+    @abstractmethod
+    def apply(self, layer: QuantizedLinear, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``x [M, K]`` (bf16/fp16/fp32) -> ``[M, N]`` in ``x.dtype``."""
+
+
+def spec_mismatch(config: LayerConfig, accepted: str, ok: bool) -> Verdict:
+    """A uniform rejection message: the scheme's specs against what the kernel accepts."""
+    if ok:
+        return OK
+    return False, f"takes {accepted}; {config.scheme.name} is not"

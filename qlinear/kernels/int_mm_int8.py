@@ -1,0 +1,67 @@
+"""INT8 W8A8 through ``torch._int_mm`` (int8 x int8 -> int32), then both scales in float32.
+
+Per-channel symmetric int8 weights, dynamic per-token symmetric int8 activations.
+PyTorch's CUDA ``_int_mm`` needs M > 16 and K, N multiples of 8: ``prepare`` pads the weight
+once; ``apply`` pads K per call and, on CUDA, pads M up to 17 rows for decode-sized inputs
+(the extra rows are zeros and are sliced off), which is correct but spends a 17-row GEMM.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..formats import quantize
+from ..platform import INT8_TENSOR_CORES, Platform
+from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .padding import pad_2d, round_up
+
+ALIGN = 8
+MIN_CUDA_ROWS = 17
+
+
+class IntMMInt8Kernel(LinearKernel):
+    name = "torch_int_mm"
+    backend = "torch"
+    summary = "torch._int_mm INT8 W8A8 (cuBLASLt on CUDA sm_75+, CPU); per-channel W x per-token A"
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        if platform.kind == "cpu":
+            return OK
+        if platform.kind != "cuda":
+            return False, f"needs a CUDA GPU or the CPU, platform is {platform.describe()}"
+        if not platform.cuda_at_least(INT8_TENSOR_CORES):
+            return False, f"needs INT8 tensor cores (sm_{INT8_TENSOR_CORES}+), {platform.describe()} has none"
+        return OK
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+        ok = (
+            w.dtype == "int8"
+            and w.granularity == "channel"
+            and w.symmetric
+            and a is not None
+            and a.dtype == "int8"
+            and a.granularity == "token"
+            and a.dynamic
+            and a.symmetric
+        )
+        return spec_mismatch(config, "symmetric int8 per-channel weights with dynamic per-token int8 activations", ok)
+
+    def prepare(self, layer) -> None:
+        n, k = self.config.out_features, self.config.in_features
+        self.n_pad, self.k_pad = round_up(n, ALIGN), round_up(k, ALIGN)
+        scale = pad_2d(layer.weight_scale.float(), self.n_pad, 1, value=1.0).reshape(1, self.n_pad)
+        layer.replace_buffer("weight", pad_2d(layer.weight, self.n_pad, self.k_pad).contiguous())
+        layer.replace_buffer("weight_scale", scale.contiguous())
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        m = x.shape[0]
+        q = quantize(x, self.config.scheme.activation)
+        rows = max(m, MIN_CUDA_ROWS) if x.is_cuda else m
+        acc = torch._int_mm(pad_2d(q.data, rows, self.k_pad), layer.weight.t())
+        n = self.config.out_features
+        y = acc[:m, :n].float() * q.scale * layer.weight_scale[:, :n]
+        if bias is not None:
+            y = y + bias.float()
+        return y.to(x.dtype)

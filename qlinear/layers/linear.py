@@ -1,0 +1,120 @@
+"""The quantized Linear module: quantized weight buffers plus the kernel chosen for them."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..formats import QuantizedTensor, quantize
+from ..kernels import LayerConfig, Selection, select_kernel
+from ..platform import Platform, platform_of
+from ..schemes import Scheme, get_scheme
+
+
+class SchemeNotApplicable(ValueError):
+    """The scheme cannot represent this layer (e.g. MX needs in_features % 32 == 0)."""
+
+
+class QuantizedLinear(nn.Module):
+    """``y = x @ W.T + b`` with W quantized, computed by the kernel selected when the layer was built.
+
+    Buffers (canonical layout before the kernel's ``prepare``; a kernel may repack them):
+        weight: quantized elements ``[N, K]`` (``[N, K/2]`` uint8 for e2m1).
+        weight_scale: dequant multipliers on the spec's tile grid.
+        weight_global_scale: NVFP4 fp32 decode multiplier (0-d), if the format has one.
+
+    The layer is bound to the platform it was built for: build it on the device it runs on
+    (``qlinear.quantize(model, scheme, device=...)``).
+
+    Accepts ``x [..., K]`` of any leading shape in bf16, fp16 or fp32; returns ``[..., N]`` in x's dtype.
+    """
+
+    def __init__(
+        self,
+        qweight: QuantizedTensor,
+        bias: torch.Tensor | None,
+        scheme: Scheme,
+        selection: Selection,
+        name: str = "",
+    ):
+        super().__init__()
+        self.out_features, self.in_features = qweight.shape
+        self.scheme = scheme
+        self.layer_name = name
+        self.selection = selection
+        self.register_buffer("weight", qweight.data)
+        self.register_buffer("weight_scale", qweight.scale)
+        self.register_buffer("weight_global_scale", qweight.global_scale)
+        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
+        self.kernel = selection.kernel(self.config)
+        self.kernel.prepare(self)
+
+    @property
+    def config(self) -> LayerConfig:
+        return LayerConfig(self.scheme, self.out_features, self.in_features, self.bias is not None, self.layer_name)
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        scheme: Scheme | str,
+        *,
+        name: str = "",
+        platform: Platform | None = None,
+        backend: str | None = None,
+        disabled: tuple[str, ...] = (),
+    ) -> QuantizedLinear:
+        """Quantize ``linear`` online (on its current device) and select its kernel.
+
+        Raises:
+            SchemeNotApplicable: in_features is not a multiple of the scheme's group.
+            ValueError: the weight holds NaN or Inf (the count is given).
+            NoKernelError: no kernel (or not the forced one) can run the layer.
+        """
+        scheme = get_scheme(scheme)
+        weight = linear.weight.detach()
+        check_applicable(name, weight.shape, scheme)
+        check_finite(name, weight)
+        config = LayerConfig(scheme, weight.shape[0], weight.shape[1], linear.bias is not None, name)
+        selection = select_kernel(config, platform or platform_of(weight.device), backend=backend, disabled=disabled)
+        return cls(quantize(weight, scheme.weight), linear.bias, scheme, selection, name)
+
+    def quantized_weight(self) -> QuantizedTensor:
+        """The weight as a :class:`QuantizedTensor` (valid for kernels that keep the canonical layout)."""
+        return QuantizedTensor(
+            self.weight, self.weight_scale, self.scheme.weight, (self.out_features, self.in_features),
+            global_scale=self.weight_global_scale,
+        )
+
+    def replace_buffer(self, name: str, tensor: torch.Tensor) -> None:
+        """Used by kernels in ``prepare`` to swap a buffer for its repacked form."""
+        self.register_buffer(name, tensor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self.layer_name or 'QuantizedLinear'}: input has {x.shape[-1]} features, expected {self.in_features}"
+            )
+        lead = x.shape[:-1]
+        y = self.kernel.apply(self, x.reshape(-1, self.in_features), self.bias)
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"scheme={self.scheme.name}, kernel={self.kernel.name}, bias={self.bias is not None}"
+        )
+
+
+def check_applicable(name: str, shape: torch.Size | tuple[int, int], scheme: Scheme) -> None:
+    k = shape[1]
+    if k % scheme.k_multiple:
+        raise SchemeNotApplicable(
+            f"layer {name or '<unnamed>'} [{shape[0]}x{k}]: {scheme.name} needs in_features divisible by "
+            f"{scheme.k_multiple}, got {k}"
+        )
+
+
+def check_finite(name: str, weight: torch.Tensor) -> None:
+    bad = int((~torch.isfinite(weight)).sum())
+    if bad:
+        raise ValueError(f"layer {name or '<unnamed>'}: weight has {bad} NaN/Inf values of {weight.numel()}")

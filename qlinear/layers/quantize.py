@@ -1,0 +1,211 @@
+"""Online quantization of a whole model: plan every layer first, then replace them one by one."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..formats import dequantize, sqnr_db
+from ..formats import quantize as quantize_tensor
+from ..kernels import LayerConfig, Selection, select_kernel
+from ..platform import Platform, platform_of
+from ..schemes import Scheme, get_scheme
+from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite
+from .patterns import first_match
+
+DEFAULT_IGNORE = ("lm_head",)
+
+
+@dataclass
+class LayerPlan:
+    """What happens to one ``nn.Linear``: ``quantize`` with a selected kernel, ``ignore`` or ``skip``."""
+
+    name: str
+    out_features: int
+    in_features: int
+    action: str
+    reason: str = ""
+    selection: Selection | None = None
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "shape": [self.out_features, self.in_features], "action": self.action}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.selection:
+            out.update(self.selection.to_dict())
+        return out
+
+
+@dataclass
+class LayerReport:
+    name: str
+    shape: tuple[int, int]
+    action: str
+    kernel: str | None
+    bytes_before: int
+    bytes_after: int
+    sqnr_db: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class QuantizationReport:
+    """Per-layer outcome of :func:`quantize`: shape, kernel, bytes before/after, weight SQNR."""
+
+    scheme: str
+    platform: str
+    layers: list[LayerReport] = field(default_factory=list)
+
+    @property
+    def bytes_before(self) -> int:
+        return sum(r.bytes_before for r in self.layers)
+
+    @property
+    def bytes_after(self) -> int:
+        return sum(r.bytes_after for r in self.layers)
+
+    def to_dict(self) -> dict:
+        layers = []
+        for r in self.layers:
+            d = asdict(r)
+            if d["sqnr_db"] is not None and not math.isfinite(d["sqnr_db"]):
+                d["sqnr_db"] = None
+            layers.append(d)
+        return {
+            "scheme": self.scheme,
+            "platform": self.platform,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "layers": layers,
+        }
+
+    def table(self) -> str:
+        rows = [f"{'layer':48} {'shape':>11} {'kernel':18} {'MB before':>9} {'MB after':>8} {'SQNR dB':>7}"]
+        for r in self.layers:
+            shape = f"{r.shape[0]}x{r.shape[1]}"
+            kernel = r.kernel or f"({r.action})"
+            sq = f"{r.sqnr_db:7.2f}" if r.sqnr_db is not None else "      -"
+            rows.append(
+                f"{r.name:48} {shape:>11} {kernel:18} {r.bytes_before / 1e6:9.3f} {r.bytes_after / 1e6:8.3f} {sq}"
+            )
+        rows.append(
+            f"{'total':48} {'':>11} {'':18} {self.bytes_before / 1e6:9.3f} {self.bytes_after / 1e6:8.3f}"
+        )
+        return "\n".join(rows)
+
+
+def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+def plan(
+    model: nn.Module,
+    scheme: Scheme | str,
+    *,
+    ignore: Sequence[str] = DEFAULT_IGNORE,
+    skip_unsupported: bool = False,
+    platform: Platform | None = None,
+    backend: str | None = None,
+    disabled: Sequence[str] = (),
+) -> list[LayerPlan]:
+    """Decide, for every ``nn.Linear`` in ``model``, whether and with which kernel it is quantized.
+
+    Touches no weights. ``platform`` defaults to each layer's own device.
+
+    Raises:
+        SchemeNotApplicable: a layer's shape does not fit the scheme and ``skip_unsupported`` is False.
+        NoKernelError: no kernel (or not the forced backend) can run a layer.
+    """
+    scheme = get_scheme(scheme)
+    plans = []
+    for name, mod in linear_layers(model):
+        n, k = mod.out_features, mod.in_features
+        pattern = first_match(name, ignore)
+        if pattern is not None:
+            plans.append(LayerPlan(name, n, k, "ignore", f"matches ignore pattern {pattern!r}"))
+            continue
+        try:
+            check_applicable(name, (n, k), scheme)
+        except SchemeNotApplicable as err:
+            if not skip_unsupported:
+                raise
+            plans.append(LayerPlan(name, n, k, "skip", str(err)))
+            continue
+        where = platform or platform_of(mod.weight.device)
+        config = LayerConfig(scheme, n, k, mod.bias is not None, name)
+        plans.append(LayerPlan(name, n, k, "quantize", selection=select_kernel(config, where, backend=backend, disabled=disabled)))
+    return plans
+
+
+def _bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def quantize(
+    model: nn.Module,
+    scheme: Scheme | str,
+    *,
+    ignore: Sequence[str] = DEFAULT_IGNORE,
+    skip_unsupported: bool = False,
+    device: torch.device | str | None = None,
+    backend: str | None = None,
+    disabled: Sequence[str] = (),
+    progress: bool = True,
+) -> QuantizationReport:
+    """Replace the ``nn.Linear`` modules of ``model`` in place by :class:`QuantizedLinear`.
+
+    Every layer is planned and checked first (shapes, NaN/Inf, kernel availability), so an error
+    leaves the model untouched. Then layers are quantized one at a time: each is moved to
+    ``device`` (if given), quantized, and its float weight released, so peak extra memory is
+    about one float32 copy of the largest layer.
+
+    Args:
+        model: any PyTorch module.
+        scheme: a scheme name (see :data:`qlinear.schemes.SCHEMES`) or :class:`Scheme`.
+        ignore: module names kept in float: exact/dotted-suffix names, globs, or ``re:`` regexes.
+            Default ``("lm_head",)``; embeddings are not Linear and are never touched.
+        skip_unsupported: keep layers the scheme cannot represent in float (reported as skipped)
+            instead of raising.
+        device: where layers are quantized and will run; default: where each layer already is.
+        backend: force a kernel or backend name (see ``qlinear kernels``).
+        disabled: kernel names never to select.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`QuantizationReport`: per layer shape, kernel, bytes before/after, weight SQNR (dB).
+
+    Raises:
+        SchemeNotApplicable, NoKernelError, ValueError (NaN/Inf weights) — before any change.
+    """
+    scheme = get_scheme(scheme)
+    target = platform_of(device) if device is not None else None
+    plans = plan(model, scheme, ignore=ignore, skip_unsupported=skip_unsupported, platform=target,
+                 backend=backend, disabled=disabled)
+    modules = dict(linear_layers(model))
+    for p in plans:
+        if p.action == "quantize":
+            check_finite(p.name, modules[p.name].weight.detach())
+
+    report = QuantizationReport(scheme.name, (target or platform_of(None)).describe())
+    for p in tqdm(plans, desc=f"quantize {scheme.name}", disable=not progress, leave=False):
+        linear = modules[p.name]
+        size = _bytes(linear.weight, linear.bias)
+        if p.action != "quantize":
+            report.layers.append(LayerReport(p.name, (p.out_features, p.in_features), p.action, None, size, size, reason=p.reason))
+            continue
+        if device is not None:
+            linear.to(device)
+        weight = linear.weight.detach()
+        qweight = quantize_tensor(weight, scheme.weight)
+        error = sqnr_db(weight, dequantize(qweight))
+        layer = QuantizedLinear(qweight, linear.bias, scheme, p.selection, p.name)
+        model.set_submodule(p.name, layer)
+        del weight, linear
+        after = sum(_bytes(b) for b in layer.buffers()) + _bytes(layer.bias)
+        report.layers.append(LayerReport(p.name, (p.out_features, p.in_features), "quantize", layer.kernel.name, size, after, error))
+    return report
+

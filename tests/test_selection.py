@@ -1,0 +1,137 @@
+"""Selection on simulated platforms: never a kernel the platform cannot run; every reason kept."""
+import logging
+
+import pytest
+import torch
+
+from qlinear.kernels import (
+    OK,
+    EmulationKernel,
+    LayerConfig,
+    LinearKernel,
+    NoKernelError,
+    candidates,
+    register_kernel,
+    select_kernel,
+)
+from qlinear.kernels import registry
+from qlinear.layers import QuantizedLinear
+from qlinear.platform import CPU, Platform, simulated_cuda
+from qlinear.schemes import SCHEMES, get_scheme
+
+PLATFORMS = [CPU, simulated_cuda(75), simulated_cuda(80), simulated_cuda(89), simulated_cuda(90), simulated_cuda(100)]
+
+
+def config(name, n=576, k=1536):
+    return LayerConfig(SCHEMES[name], n, k, False, "model.layers.0.mlp.down_proj")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS, ids=lambda p: p.describe())
+@pytest.mark.parametrize("name", list(SCHEMES))
+def test_never_selects_a_kernel_the_platform_cannot_run(platform, name):
+    sel = select_kernel(config(name), platform)
+    assert sel.kernel.is_supported(platform) == OK
+    assert sel.kernel.can_implement(config(name)) == OK
+    tried = [r.kernel for r in sel.rejected] + [sel.kernel.name]
+    assert tried == [k.name for k in candidates(platform)][: len(tried)]  # priority order, none skipped
+    assert all(r.reason for r in sel.rejected)
+
+
+def test_fp8_picks_cublas_only_with_fp8_tensor_cores():
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90)).kernel.name == "cublas_fp8"
+    assert select_kernel(config("fp8_per_tensor"), simulated_cuda(89)).kernel.name == "cublas_fp8"
+    sel = select_kernel(config("fp8_per_channel"), simulated_cuda(80))
+    assert sel.kernel is EmulationKernel
+    assert "needs FP8 tensor cores (sm_89+)" in dict((r.kernel, r.reason) for r in sel.rejected)["cublas_fp8"]
+
+
+def test_int8_on_turing_and_newer():
+    for cap in (75, 80, 90):
+        assert select_kernel(config("int8_per_channel"), simulated_cuda(cap)).kernel.name == "torch_int_mm"
+
+
+def test_fallback_to_emulation_warns_with_reasons(caplog):
+    registry._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="qlinear"):
+        select_kernel(config("fp8_per_tensor"), simulated_cuda(80))
+    assert "falls back to the slow emulation kernel" in caplog.text
+    assert "cublas_fp8: needs FP8 tensor cores" in caplog.text
+
+
+def test_disabled_kernels_from_environment(monkeypatch):
+    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "cublas_fp8, torch_int_mm")
+    sel = select_kernel(config("fp8_per_channel"), simulated_cuda(90))
+    assert sel.kernel is EmulationKernel
+    assert sel.rejected[0].reason == "disabled by QLINEAR_DISABLED_KERNELS"
+
+
+def test_forced_backend_argument_and_environment(monkeypatch):
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="emulation").kernel is EmulationKernel
+    monkeypatch.setenv("QLINEAR_BACKEND", "emulation")
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90)).kernel is EmulationKernel
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="auto").kernel.name == "cublas_fp8"
+
+
+def test_forced_kernel_that_cannot_run_raises_with_its_reason():
+    with pytest.raises(NoKernelError, match=r"(?s)forced backend 'cublas_fp8'.*needs FP8 tensor cores"):
+        select_kernel(config("fp8_per_channel"), simulated_cuda(80), backend="cublas_fp8")
+    with pytest.raises(NoKernelError, match=r"cublas_fp8: takes e4m3 per-tensor/per-channel"):
+        select_kernel(config("nvfp4"), simulated_cuda(90), backend="cublas")
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ValueError, match="(?s)unknown backend 'marlin'.*cublas_fp8.*emulation"):
+        select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="marlin")
+
+
+def test_nothing_fits_lists_every_reason(monkeypatch):
+    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "emulation,cublas_fp8")
+    with pytest.raises(NoKernelError) as err:
+        select_kernel(config("fp8_per_channel"), simulated_cuda(90))
+    text = str(err.value)
+    assert "model.layers.0.mlp.down_proj" in text
+    for name in ("cublas_fp8", "torch_int_mm", "emulation"):
+        assert f"  {name}: " in text
+
+
+def test_unknown_scheme_lists_valid_names():
+    with pytest.raises(ValueError, match="(?s)unknown scheme 'fp7'.*fp8_per_tensor.*mxfp4_a16"):
+        get_scheme("fp7")
+
+
+def test_rocm_and_xpu_are_keys_with_emulation():
+    for kind in ("rocm", "xpu"):
+        assert select_kernel(config("fp8_per_channel"), Platform(kind)).kernel is EmulationKernel
+
+
+class _DoubleKernel(LinearKernel):
+    """A third-party kernel: computes in float64 from the dequantized weight."""
+
+    name = "test_float64"
+    backend = "test"
+
+    @classmethod
+    def is_supported(cls, platform):
+        return OK if platform.kind == "cpu" else (False, "CPU only")
+
+    @classmethod
+    def can_implement(cls, config):
+        return OK if config.scheme.weight_only else (False, "weight-only schemes only")
+
+    def apply(self, layer, x, bias):
+        from qlinear.formats import dequantize
+
+        return (x.double() @ dequantize(layer.quantized_weight(), torch.float64).t()).to(x.dtype)
+
+
+def test_third_party_registration(monkeypatch):
+    monkeypatch.setitem(registry._PRIORITIES, "cpu", list(registry._PRIORITIES["cpu"]))
+    register_kernel(_DoubleKernel, ["cpu"], index=0)
+    sel = select_kernel(config("nvfp4_a16"), CPU)
+    assert sel.kernel is _DoubleKernel
+    assert select_kernel(config("fp8_per_channel"), CPU).rejected[0].kernel == "test_float64"
+    lin = torch.nn.Linear(64, 32, bias=False)
+    layer = QuantizedLinear.from_linear(lin, "nvfp4_a16", platform=CPU)
+    assert layer.kernel.name == "test_float64"
+    with pytest.raises(ValueError, match="already registered"):
+        register_kernel(type("Clash", (_DoubleKernel,), {}), ["cpu"])
