@@ -48,6 +48,7 @@ def _quantize_args(args) -> dict:
 
 
 def cmd_generate(args) -> int:
+    get_scheme(args.scheme)  # a bad name fails before the model loads
     device = resolve_device(args.device)
     model, tok = load_model(args.model, device=device)
     report = quantize(model, args.scheme, device=device, **_quantize_args(args))
@@ -111,13 +112,13 @@ def parse_platform(text: str | None, device: torch.device) -> Platform:
 
 
 def cmd_explain(args) -> int:
+    scheme = get_scheme(args.scheme)
     device = resolve_device(args.device)
     platform = parse_platform(args.platform, device)
-    model, _ = load_model(args.model, device="cpu")
+    model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
     q = _quantize_args(args)
     plans = plan(model, args.scheme, platform=platform, ignore=q["ignore"],
                  skip_unsupported=q["skip_unsupported"], backend=q["backend"])
-    scheme = get_scheme(args.scheme)
     if args.json:
         print(json.dumps({"model": model_label(args.model), "scheme": scheme.name, "scheme_spec": scheme.describe(),
                           "platform": platform.describe(), "layers": [p.to_dict() for p in plans]}, indent=2))

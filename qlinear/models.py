@@ -39,11 +39,18 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16):
+def load_model(
+    path: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+    with_tokenizer: bool = True,
+):
     """Load ``(model, tokenizer)`` in eval mode on ``device`` with float weights of ``dtype``.
 
     Args:
         path: None for the embedded SmolLM2 GGUF; a ``.gguf`` file; or a local transformers model directory.
+        with_tokenizer: False returns ``(model, None)`` (for commands that need only the layers).
 
     Raises:
         FileNotFoundError: the path does not exist (or the default model is not installed).
@@ -57,7 +64,7 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     folder = path
     if path.suffix == ".gguf":
         folder, kwargs["gguf_file"] = path.parent, path.name
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs) if with_tokenizer else None
     # GGUF tensors are dequantized in float32; cast afterwards so every path gives the same weights.
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kwargs)
     return model.to(device=device, dtype=dtype).eval(), tokenizer

@@ -36,6 +36,14 @@ def build(scheme, kernel, n, k, bias, seed=0):
     return layer, qw, b
 
 
+def assert_close_to_reference(y, ref, what):
+    """Mean |y - ref| / mean |ref| below 1e-3 beyond the rounding of ref to y's dtype (bf16 output
+    alone costs ~1e-3 of this metric; no kernel can do better than its output dtype)."""
+    floor = float((ref.to(y.dtype).double() - ref).abs().mean() / ref.abs().mean())
+    rel = float((y.double() - ref).abs().mean() / ref.abs().mean())
+    assert rel < floor + 1e-3, f"{what}: mean rel error {rel:.2e} (output rounding {floor:.2e})"
+
+
 def reference(scheme, qw, b, x):
     xr = fake_quantize(x, scheme.activation) if scheme.activation else x.float()
     y = xr.double() @ dequantize(qw, torch.float64).t()
@@ -54,9 +62,7 @@ def test_kernel_matches_reference(name, kernel, n, k):
         y = layer(x)
         ref = reference(scheme, qw, b, x)
         assert y.shape == (m, n) and y.dtype == x.dtype
-        rel = float((y.double() - ref).abs().mean() / ref.abs().mean())
-        # The fp32 paths agree to rounding; FP8 _scaled_mm rowwise returns bf16 (2^-9 relative).
-        assert rel < 2e-3, f"{kernel.name} {name} M={m}: mean rel error {rel:.2e}"
+        assert_close_to_reference(y, ref, f"{kernel.name} {name} M={m}")
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])

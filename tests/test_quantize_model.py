@@ -38,9 +38,10 @@ def test_quantize_replaces_linears_and_reports():
     assert isinstance(model.embed, nn.Embedding)
     rows = {r.name: r for r in report.layers}
     q = rows["blocks.0.q_proj"]
-    assert q.action == "quantize" and q.kernel == "cpu_scaled_mm_fp8" and q.shape == (64, 64)
+    expected = plan(Tiny(), "fp8_per_channel", platform=qlinear.platform_of("cpu"))[0].selection.kernel.name
+    assert q.action == "quantize" and q.kernel == expected and q.shape == (64, 64)
     assert q.bytes_before == 64 * 64 * 4 + 64 * 4
-    assert q.bytes_after == 64 * 64 + 64 * 4 + 64 * 4  # e4m3 weight, [1,N] fp32 scales, fp32 bias
+    assert q.bytes_after == 64 * 64 + 64 * 4 + 64 * 4  # e4m3 weight, N fp32 scales, fp32 bias
     # The report's SQNR is the weight's, recomputed here independently.
     layer = model.blocks[0]["q_proj"]
     deq = layer.weight.float() * layer.weight_scale.reshape(-1, 1)

@@ -1,0 +1,110 @@
+"""Fused dynamic activation quantization: one pass over x, writing q and its scales.
+
+* per-token FP8 e4m3: ``scale[m] = max(amax_row, 1e-12) / 448``
+* per-token INT8 (symmetric): ``scale[m] = max(amax_row, 1e-12) / 127``, round half to even
+* 1xG group FP8 e4m3 (G = 128 for the block recipe): one scale per G elements of a row,
+  ragged last group allowed (its scale covers only real elements).
+
+The numbers are bit-identical to :func:`qlinear.formats.quantize` (same fp32 operations in the same
+order); the GPU tests check that. Scales can be written row-major ``[M, G]`` or M-major
+(``[G, M]`` storage viewed as ``[M, G]``, what cuBLASLt blockwise wants).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
+from ...formats.int8 import INT8_SYMMETRIC_MAX
+from .numerics import round_half_even, round_to_e4m3
+
+
+@triton.jit
+def _quant_groups_kernel(
+    x_ptr, q_ptr, s_ptr, M, K,
+    stride_xm, stride_qm, stride_sm, stride_sg,
+    GROUP: tl.constexpr, GROUPS_PER_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr,
+    QMAX: tl.constexpr, FLOOR: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    groups = pid_k * GROUPS_PER_BLOCK + tl.arange(0, GROUPS_PER_BLOCK)
+    cols = groups[:, None] * GROUP + tl.arange(0, GROUP)[None, :]  # [G, GROUP]
+    mask = (rows[:, None, None] < M) & (cols[None, :, :] < K)
+    x = tl.load(x_ptr + rows[:, None, None] * stride_xm + cols[None, :, :], mask=mask, other=0.0).to(tl.float32)
+    amax = tl.max(tl.abs(x), axis=2)  # [BLOCK_M, G]
+    scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
+    q = round_to_e4m3(tl.math.div_rn(x, scale[:, :, None]))
+    tl.store(q_ptr + rows[:, None, None] * stride_qm + cols[None, :, :], q.to(q_ptr.dtype.element_ty), mask=mask)
+    smask = (rows[:, None] < M) & (groups[None, :] * GROUP < K)
+    tl.store(s_ptr + rows[:, None] * stride_sm + groups[None, :] * stride_sg, scale, mask=smask)
+
+
+@triton.jit
+def _quant_rows_kernel(
+    x_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_qm,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, QMAX: tl.constexpr, FLOOR: tl.constexpr,
+    IS_INT: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+    rmask = rows < M
+    amax = tl.zeros([BLOCK_M], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):  # pass 1: row amax (the rows stay in L1/L2 for pass 2)
+        cols = k0 + tl.arange(0, BLOCK_K)
+        m = rmask[:, None] & (cols[None, :] < K)
+        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        amax = tl.maximum(amax, tl.max(tl.abs(x), axis=1))
+    scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
+    for k0 in range(0, K, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        m = rmask[:, None] & (cols[None, :] < K)
+        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        v = tl.math.div_rn(x, scale[:, None])
+        if IS_INT:
+            q = tl.clamp(round_half_even(v), -QMAX, QMAX)
+        else:
+            q = round_to_e4m3(v)
+        tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q.to(q_ptr.dtype.element_ty), mask=m)
+    tl.store(s_ptr + rows, scale, mask=rmask)
+
+
+def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x [M, K]`` (bf16/fp16/fp32, unit stride along K) -> ``(q [M, K] dtype, scale [M, 1] fp32)``.
+
+    ``dtype`` is ``torch.float8_e4m3fn`` or ``torch.int8`` (symmetric).
+    """
+    m, k = x.shape
+    is_int = dtype == torch.int8
+    q = torch.empty((m, k), device=x.device, dtype=dtype)
+    s = torch.empty((m, 1), device=x.device, dtype=torch.float32)
+    block_m = 1 if m <= 4096 else 4
+    _quant_rows_kernel[(triton.cdiv(m, block_m),)](
+        x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=1024,
+        QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int,
+        num_warps=4,
+    )
+    return q, s
+
+
+def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)] fp32)``, one scale per 1 x ``group``.
+
+    ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``).
+    """
+    m, k = x.shape
+    groups = triton.cdiv(k, group)
+    q = torch.empty((m, k), device=x.device, dtype=torch.float8_e4m3fn)
+    s = torch.empty((groups, m), device=x.device, dtype=torch.float32).t() if m_major else torch.empty(
+        (m, groups), device=x.device, dtype=torch.float32
+    )
+    gpb = min(8, triton.next_power_of_2(groups))
+    block_m = 1 if m < 1024 else 4
+    grid = (triton.cdiv(m, block_m), triton.cdiv(groups, gpb))
+    _quant_groups_kernel[grid](
+        x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
+        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, num_warps=4,
+    )
+    return q, s
