@@ -126,15 +126,24 @@ def cmd_explain(args) -> int:
     print(f"model: {model_label(args.model)}\nscheme: {scheme.name} ({scheme.describe()})\nplatform: {platform.describe()}\n")
     groups: dict[tuple, list[str]] = {}
     for p in plans:
-        kernel = p.selection.kernel.name if p.selection else f"({p.action})"
-        print(f"{p.name:48} {p.out_features:>6}x{p.in_features:<6} {kernel}")
-        why = tuple((r.kernel, r.reason) for r in p.selection.rejected) if p.selection else (("-", p.reason),)
-        groups.setdefault((kernel, why), []).append(p.name)
-    print("\nwhy:")
-    for (kernel, why), names in groups.items():
-        print(f"- {kernel} for {len(names)} layer(s) (e.g. {names[0]})")
-        for rejected, reason in why:
-            print(f"    rejected {rejected}: {reason}" if rejected != "-" else f"    {reason}")
+        kernels = p.dispatch.kernel_names() if p.dispatch else f"({p.action})"
+        print(f"{p.name:48} {p.out_features:>6}x{p.in_features:<6} {kernels}")
+        if p.dispatch:
+            why = tuple(
+                (r.label, r.selection.kernel.name, tuple((x.kernel, x.reason) for x in r.selection.rejected))
+                for r in p.dispatch.routes
+            )
+        else:
+            why = (("", "", (("-", p.reason),)),)
+        groups.setdefault((p.out_features, p.in_features, why), []).append(p.name)
+    print("\nwhy (per shape; M = rows of x):")
+    for (n, k, why), names in groups.items():
+        print(f"- {n}x{k}, {len(names)} layer(s), e.g. {names[0]}")
+        for label, kernel, rejected in why:
+            if label:
+                print(f"    M {label:>6}: {kernel}")
+            for name, reason in rejected:
+                print(f"        rejected {name}: {reason}" if name != "-" else f"    {reason}")
     return 0
 
 
@@ -155,6 +164,42 @@ def cmd_kernels(args) -> int:
         status = "runs here" if r["runs_here"] else f"not here: {r['reason']}"
         print(f"{r['kernel']}  [{r['backend']}; lists: {', '.join(r['platforms'])}]  {status}")
         print(f"    {r['summary']}\n    schemes: {', '.join(r['schemes'])}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    if not torch.cuda.is_available():
+        raise ValueError("qlinear bench times GPU kernels and needs a CUDA GPU")
+    shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shape] if args.shape else bench.PRESETS[args.preset]
+    schemes = _schemes(args.schemes)
+    ms = [int(v) for v in args.m.split(",")]
+    dev = platform_of(torch.device("cuda")).describe()
+    if args.e2e:
+        from . import e2e
+
+        print(f"device: {dev}; torch {torch.__version__}; Llama-3.1-8B shape, random weights, "
+              f"{args.layers or 32} layers; decode as CUDA-graph replays, context 512")
+        results = e2e.run(schemes, layers=args.layers)
+        base = results[0]
+        for r in results[1:]:
+            print(f"{r.scheme:18} decode speedup " + " ".join(f"b={b}: {base.decode_ms[b] / ms:.2f}x" for b, ms in r.decode_ms.items())
+                  + f"  prefill speedup {base.prefill_ms / r.prefill_ms:.2f}x")
+        return 0
+    ceil = bench.measure_ceilings()
+    print(f"device: {dev}; torch {torch.__version__}; copy {ceil.copy_bytes_per_s / 1e12:.2f} TB/s, "
+          f"fp8 {ceil.fp8_flops_per_s / 1e12:.0f} TFLOPS, bf16 {ceil.bf16_flops_per_s / 1e12:.0f} TFLOPS")
+    if args.act_quant:
+        bench.bench_act_quant(ceil)
+    rows = []
+    for n, k in shapes:
+        rows += bench.bench_case(n, k, ms, schemes, ceil, kernels=args.kernels.split(",") if args.kernels else None)
+    bench.print_table(rows)
+    if args.csv:
+        bench.write_csv(rows, args.csv)
+    if args.plot:
+        bench.plot(rows, args.plot)
     return 0
 
 
@@ -187,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     _add_model_args(e)
     e.set_defaults(func=cmd_explain)
+
+    b = sub.add_parser("bench", help="time every candidate kernel against bf16 and cuBLAS FP8 (GPU)")
+    b.add_argument("--preset", choices=["llama3-8b", "qwen3-32b", "deepseek-v3", "issue"], default="llama3-8b")
+    b.add_argument("--shape", action="append", help="NxK (repeatable); overrides --preset")
+    b.add_argument("--schemes", default="fp8_per_block,fp8_per_channel,int8_per_channel")
+    b.add_argument("--m", default="1,2,4,8,16,32,64,128,256,512,1024,2048,4096,8192")
+    b.add_argument("--kernels", default=None, help="only these kernel names (comma-separated)")
+    b.add_argument("--csv", default=None)
+    b.add_argument("--plot", default=None, help="PNG path")
+    b.add_argument("--act-quant", action="store_true", help="also time the fused activation quantization kernels")
+    b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
+    b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
+    b.set_defaults(func=cmd_bench)
 
     k = sub.add_parser("kernels", help="registered kernels, their schemes, and whether they run here")
     k.add_argument("--device", default="auto")

@@ -1,5 +1,12 @@
-import pytest
+import os
+
 import torch
+
+if not torch.cuda.is_available():
+    # Triton kernels run under its CPU interpreter here; must be set before they are defined.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from qlinear.formats import dequantize, fake_quantize, quantize
-from qlinear.kernels import EmulationKernel, LayerConfig, Selection, all_kernels
+from qlinear.kernels import Dispatch, EmulationKernel, LayerConfig, all_kernels
 from qlinear.layers import QuantizedLinear
 from qlinear.platform import platform_of
 from qlinear.schemes import SCHEMES
@@ -32,7 +32,7 @@ def build(scheme, kernel, n, k, bias, seed=0):
     w = torch.randn(n, k, generator=g)
     b = torch.randn(n, generator=g) if bias else None
     qw = quantize(w, scheme.weight)
-    layer = QuantizedLinear(qw, b, scheme, Selection(kernel), "test")
+    layer = QuantizedLinear(qw, b, scheme, Dispatch.single(kernel), "test")
     return layer, qw, b
 
 

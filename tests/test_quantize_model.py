@@ -38,7 +38,7 @@ def test_quantize_replaces_linears_and_reports():
     assert isinstance(model.embed, nn.Embedding)
     rows = {r.name: r for r in report.layers}
     q = rows["blocks.0.q_proj"]
-    expected = plan(Tiny(), "fp8_per_channel", platform=qlinear.platform_of("cpu"))[0].selection.kernel.name
+    expected = plan(Tiny(), "fp8_per_channel", platform=qlinear.platform_of("cpu"))[0].dispatch.kernel_names()
     assert q.action == "quantize" and q.kernel == expected and q.shape == (64, 64)
     assert q.bytes_before == 64 * 64 * 4 + 64 * 4
     assert q.bytes_after == 64 * 64 + 64 * 4 + 64 * 4  # e4m3 weight, N fp32 scales, fp32 bias
@@ -97,7 +97,7 @@ def test_plan_touches_no_weights_and_reports_kernels():
     before = {n: p.clone() for n, p in model.named_parameters()}
     plans = plan(model, "nvfp4", platform=qlinear.platform_of("cpu"))
     assert [p.action for p in plans].count("quantize") == 4
-    assert all(p.selection.kernel.name == "emulation" for p in plans if p.selection)
+    assert all(p.dispatch.kernel_names() == "emulation" for p in plans if p.dispatch)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
 
 

@@ -55,9 +55,11 @@ def test_cli_explain_json_shows_every_rejection(capsys):
     out = json.loads(capsys.readouterr().out)
     layers = {layer["name"]: layer for layer in out["layers"]}
     q = layers["model.layers.0.self_attn.q_proj"]
-    assert q["kernel"] == "emulation" and q["shape"] == [576, 576]
-    assert [r["kernel"] for r in q["rejected"]] == ["cublas_fp8", "torch_int_mm"]
-    assert "sm_89" in q["rejected"][0]["reason"]
+    assert q["kernels"] == "emulation" and q["shape"] == [576, 576]
+    assert [r["m"] for r in q["dispatch"]] == ["1", "2-16", "17-64", "65-1024", "1025+"]
+    rejected = {r["kernel"]: r["reason"] for r in q["dispatch"][0]["rejected"]}
+    assert "sm_89" in rejected["cublas_fp8"] and "sm_89" in rejected["triton_fp8_rowwise"]
+    assert "takes symmetric int8" in rejected["torch_int_mm"]
     assert layers["lm_head"]["action"] == "ignore"
 
 

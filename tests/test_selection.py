@@ -45,9 +45,20 @@ def test_fp8_picks_cublas_only_with_fp8_tensor_cores():
     assert "needs FP8 tensor cores (sm_89+)" in dict((r.kernel, r.reason) for r in sel.rejected)["cublas_fp8"]
 
 
-def test_int8_on_turing_and_newer():
-    for cap in (75, 80, 90):
-        assert select_kernel(config("int8_per_channel"), simulated_cuda(cap)).kernel.name == "torch_int_mm"
+def test_int8_on_turing_uses_cublas_int_mm_and_says_why_not_triton():
+    sel = select_kernel(config("int8_per_channel"), simulated_cuda(75))
+    assert sel.kernel.name == "torch_int_mm"
+    assert "sm_80+" in dict((r.kernel, r.reason) for r in sel.rejected)["triton_int8"]
+
+
+def test_cublas_blockwise_never_takes_m_equal_1():
+    from qlinear.kernels import select_dispatch
+
+    with pytest.raises(NoKernelError, match="fails at M=1"):
+        select_dispatch(config("fp8_per_block"), simulated_cuda(90), backend="cublas_fp8_block")
+    d = select_dispatch(config("fp8_per_block"), simulated_cuda(90), disabled=["triton_fp8_block"])
+    assert [r.selection.kernel.name for r in d.routes] == ["emulation"] + ["cublas_fp8_block"] * 4
+    assert "M=1" in d.routes[0].selection.rejected[0].reason or "M=1" in d.routes[0].selection.rejected[1].reason
 
 
 def test_fallback_to_emulation_warns_with_reasons(caplog):
@@ -59,10 +70,11 @@ def test_fallback_to_emulation_warns_with_reasons(caplog):
 
 
 def test_disabled_kernels_from_environment(monkeypatch):
-    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "cublas_fp8, torch_int_mm")
+    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "cublas_fp8, triton_fp8_rowwise")
     sel = select_kernel(config("fp8_per_channel"), simulated_cuda(90))
     assert sel.kernel is EmulationKernel
-    assert sel.rejected[0].reason == "disabled by QLINEAR_DISABLED_KERNELS"
+    reasons = dict((r.kernel, r.reason) for r in sel.rejected)
+    assert reasons["cublas_fp8"] == reasons["triton_fp8_rowwise"] == "disabled by QLINEAR_DISABLED_KERNELS"
 
 
 def test_forced_backend_argument_and_environment(monkeypatch):
@@ -85,12 +97,12 @@ def test_unknown_backend_lists_the_known_ones():
 
 
 def test_nothing_fits_lists_every_reason(monkeypatch):
-    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "emulation,cublas_fp8")
+    monkeypatch.setenv("QLINEAR_DISABLED_KERNELS", "emulation,cublas_fp8,triton_fp8_rowwise")
     with pytest.raises(NoKernelError) as err:
         select_kernel(config("fp8_per_channel"), simulated_cuda(90))
     text = str(err.value)
     assert "model.layers.0.mlp.down_proj" in text
-    for name in ("cublas_fp8", "torch_int_mm", "emulation"):
+    for name in ("cublas_fp8", "triton_fp8_rowwise", "torch_int_mm", "emulation"):
         assert f"  {name}: " in text
 
 
@@ -135,3 +147,11 @@ def test_third_party_registration(monkeypatch):
     assert layer.kernel.name == "test_float64"
     with pytest.raises(ValueError, match="already registered"):
         register_kernel(type("Clash", (_DoubleKernel,), {}), ["cpu"])
+
+
+def test_cublas_blockwise_refuses_k_block_counts_torch_gets_wrong():
+    from qlinear.kernels import CublasBlockFp8Kernel
+
+    ok, reason = CublasBlockFp8Kernel.can_implement(LayerConfig(SCHEMES["fp8_per_block"], 576, 576, min_m=2))
+    assert not ok and "5 128-blocks" in reason and "#166752" in reason
+    assert CublasBlockFp8Kernel.can_implement(LayerConfig(SCHEMES["fp8_per_block"], 576, 1536, min_m=2)) == OK

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .tiles import divide
+
 E8M0_BIAS = 127
 
 
@@ -21,7 +23,7 @@ def exponent_for(amax: torch.Tensor, elem_max: float) -> torch.Tensor:
     ``frexp`` gives ``v = m * 2**e`` with ``m`` in [0.5, 1); ``ceil(log2 v)`` is ``e - 1``
     exactly when ``m == 0.5`` and ``e`` otherwise, with no floating-point log.
     """
-    v = amax.float() / elem_max
+    v = divide(amax.float(), elem_max)
     m, e = torch.frexp(v)
     x = torch.where(m == 0.5, e - 1, e)
     # v was rounded by the division; bump X where the block maximum would still exceed the range.

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import torch
 
+from .tiles import divide
+
 E4M3_MAX = 448.0
 AMAX_FLOOR = 1e-12
 
 
 def scale_from_amax(amax: torch.Tensor) -> torch.Tensor:
     """fp32 dequant scale that maps ``amax`` onto the largest e4m3 value."""
-    return amax.float().clamp(min=AMAX_FLOOR) / E4M3_MAX
+    return divide(amax.float().clamp(min=AMAX_FLOOR), E4M3_MAX)
 
 
 def to_e4m3(x: torch.Tensor) -> torch.Tensor:

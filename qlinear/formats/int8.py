@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import torch
 
+from .tiles import divide
+
 INT8_SYMMETRIC_MAX = 127.0
 AMAX_FLOOR = 1e-12
 
 
 def symmetric_scale(amax: torch.Tensor) -> torch.Tensor:
-    return amax.float().clamp(min=AMAX_FLOOR) / INT8_SYMMETRIC_MAX
+    return divide(amax.float().clamp(min=AMAX_FLOOR), INT8_SYMMETRIC_MAX)
 
 
 def round_symmetric(x_over_scale: torch.Tensor) -> torch.Tensor:
@@ -31,7 +33,7 @@ def asymmetric_params(tmin: torch.Tensor, tmax: torch.Tensor) -> tuple[torch.Ten
     """Return ``(scale fp32, zero_point int32)`` for tiles with minimum ``tmin`` and maximum ``tmax``."""
     lo = tmin.float().clamp(max=0.0)
     hi = tmax.float().clamp(min=0.0)
-    scale = (hi - lo).clamp(min=AMAX_FLOOR) / 255.0
+    scale = divide((hi - lo).clamp(min=AMAX_FLOOR), 255.0)
     zero_point = torch.round(-128.0 - lo / scale).clamp(-128, 127).to(torch.int32)
     return scale, zero_point
 

@@ -19,13 +19,14 @@ import torch
 
 from . import fp8
 from .e2m1 import E2M1_MAX
+from .tiles import divide
 
 GLOBAL_RANGE = fp8.E4M3_MAX * E2M1_MAX  # 2688: e4m3 max times e2m1 max
 
 
 def global_scale_from_amax(amax: torch.Tensor) -> torch.Tensor:
     """fp32 decode multiplier that puts the largest block scale at the top of e4m3."""
-    return amax.float().clamp(min=fp8.AMAX_FLOOR) / GLOBAL_RANGE
+    return divide(amax.float().clamp(min=fp8.AMAX_FLOOR), GLOBAL_RANGE)
 
 
 def global_scale_from_divisor(divisor: torch.Tensor) -> torch.Tensor:
@@ -40,4 +41,4 @@ def global_scale_to_divisor(global_scale: torch.Tensor) -> torch.Tensor:
 
 def block_scales(block_amax: torch.Tensor, global_scale: torch.Tensor) -> torch.Tensor:
     """e4m3 block scales from per-16 amax and the (broadcastable) fp32 global multiplier."""
-    return fp8.to_e4m3(block_amax.float() / E2M1_MAX / global_scale)
+    return fp8.to_e4m3(divide(block_amax.float(), E2M1_MAX) / global_scale)

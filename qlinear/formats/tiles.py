@@ -40,3 +40,13 @@ def tile_amax(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
 def tile_grid(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int]:
     """Scale-grid shape for a tensor of ``shape`` cut into ``tile``: ceil on both dims."""
     return -(-shape[0] // tile[0]), -(-shape[1] // tile[1])
+
+
+def divide(t: torch.Tensor, divisor: float) -> torch.Tensor:
+    """``t / divisor`` with IEEE division on every device.
+
+    PyTorch's CUDA kernels turn division by a Python scalar into multiplication by its rounded
+    reciprocal, which differs from true division in the last bit (and then, through rounding, in
+    quantized values); dividing by a tensor keeps the division exact-rounded on CPU and GPU alike.
+    """
+    return t / torch.full_like(t, divisor)

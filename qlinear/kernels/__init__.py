@@ -1,10 +1,13 @@
-"""Kernels: one contract (:mod:`.base`), one selection path (:mod:`.registry`).
+"""Kernels: one contract (:mod:`.base`), one selection path (:mod:`.registry`, per M bucket in
+:mod:`.dispatch`).
 
-Default priority lists are set here, in one place. CUDA (NVIDIA): cuBLAS FP8, then
-``torch._int_mm`` INT8, then emulation. CPU: oneDNN FP8 ``_scaled_mm``, ``_int_mm``, emulation.
-ROCm and XPU run emulation until kernels are registered for them.
+Default priority lists are set here, in one place; a kernel only ever serves the schemes its
+``can_implement`` accepts, so one list per platform orders all schemes. ROCm and XPU run emulation
+until kernels are registered for them.
 """
 from .base import OK, LayerConfig, LinearKernel, Verdict
+from .cublas_block_fp8 import CublasBlockFp8Kernel
+from .dispatch import M_BUCKETS, Dispatch, Route, select_dispatch
 from .emulation import EmulationKernel
 from .int_mm_int8 import IntMMInt8Kernel
 from .registry import (
@@ -17,13 +20,30 @@ from .registry import (
     select_kernel,
 )
 from .scaled_mm_fp8 import CpuScaledMMFp8Kernel, CublasFp8Kernel
+from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel
 
-register_kernel(CublasFp8Kernel, ["cuda"])
-register_kernel(IntMMInt8Kernel, ["cuda", "cpu"])
-register_kernel(CpuScaledMMFp8Kernel, ["cpu"], index=0)
+for _kernel in (
+    TritonFp8BlockKernel,
+    CublasBlockFp8Kernel,
+    CublasFp8Kernel,
+    TritonFp8RowwiseKernel,
+    TritonInt8Kernel,
+    IntMMInt8Kernel,
+):
+    register_kernel(_kernel, ["cuda"])
+register_kernel(CpuScaledMMFp8Kernel, ["cpu"])
+register_kernel(IntMMInt8Kernel, ["cpu"])
 
 __all__ = [
+    "M_BUCKETS",
     "OK",
+    "CublasBlockFp8Kernel",
+    "Dispatch",
+    "Route",
+    "TritonFp8BlockKernel",
+    "TritonFp8RowwiseKernel",
+    "TritonInt8Kernel",
+    "select_dispatch",
     "CpuScaledMMFp8Kernel",
     "CublasFp8Kernel",
     "EmulationKernel",

@@ -39,6 +39,8 @@ class LayerConfig:
         in_features: K.
         has_bias: whether the layer adds a bias.
         name: the module's name in its model, for messages.
+        min_m, max_m: the range of M (rows of x) this choice is for; ``max_m=None`` is unbounded.
+            Decode and prefill sizes get separate choices (see :mod:`.dispatch`).
     """
 
     scheme: Scheme
@@ -46,10 +48,19 @@ class LayerConfig:
     in_features: int
     has_bias: bool = False
     name: str = ""
+    min_m: int = 1
+    max_m: int | None = None
 
     def describe(self) -> str:
         where = f"{self.name} " if self.name else ""
-        return f"{where}[{self.out_features}x{self.in_features}] {self.scheme.name}"
+        rows = "" if (self.min_m, self.max_m) == (1, None) else f" M in {m_range_label(self.min_m, self.max_m)}"
+        return f"{where}[{self.out_features}x{self.in_features}] {self.scheme.name}{rows}"
+
+
+def m_range_label(min_m: int, max_m: int | None) -> str:
+    if max_m is None:
+        return f"{min_m}+"
+    return str(min_m) if min_m == max_m else f"{min_m}-{max_m}"
 
 
 class LinearKernel(ABC):
@@ -60,12 +71,15 @@ class LinearKernel(ABC):
         backend: the library or method behind it (``cublas``, ``torch``, ``triton``, ``emulation``);
             forcing a backend forces all its kernels.
         fallback: True for last-resort kernels; choosing one after faster kernels were rejected warns.
+        batch_invariant: True if a row's result never depends on M (fixed tiles, no split-K) when
+            ``QLINEAR_BATCH_INVARIANT=1``; only such kernels are selected in that mode.
         summary: one line for ``qlinear kernels``.
     """
 
     name: ClassVar[str]
     backend: ClassVar[str]
     fallback: ClassVar[bool] = False
+    batch_invariant: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def __init__(self, config: LayerConfig):
@@ -82,7 +96,11 @@ class LinearKernel(ABC):
         """Whether this kernel computes ``config``'s scheme and shape; the reason when not."""
 
     def prepare(self, layer: QuantizedLinear) -> None:
-        """Repack ``layer``'s quantized weight once after loading (default: keep it as is)."""
+        """Derive the kernel's operand layout from ``layer``'s buffers, once, after loading.
+
+        The layer's canonical buffers are shared by the kernels of its dispatch table and are never
+        replaced; a kernel keeps its derived tensors (padded copies, transposed views) on itself.
+        """
 
     @abstractmethod
     def apply(self, layer: QuantizedLinear, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

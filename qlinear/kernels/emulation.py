@@ -12,12 +12,14 @@ import torch
 from ..formats import dequantize, fake_quantize
 from ..platform import Platform
 from .base import OK, LayerConfig, LinearKernel, Verdict
+from .modes import batch_invariant_mode
 
 
 class EmulationKernel(LinearKernel):
     name = "emulation"
     backend = "emulation"
     fallback = True
+    batch_invariant = True  # row by row in batch-invariant mode
     summary = "dequantize + float32 matmul; every scheme, every platform (slow fallback)"
 
     @classmethod
@@ -31,7 +33,12 @@ class EmulationKernel(LinearKernel):
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         act = self.config.scheme.activation
         xq = fake_quantize(x, act) if act is not None else x.float()
-        y = xq @ dequantize(layer.quantized_weight()).t()
+        w = dequantize(layer.quantized_weight()).t()
+        if batch_invariant_mode():
+            # BLAS picks its algorithm by M; one row at a time makes every row's arithmetic the same.
+            y = torch.cat([xq[i : i + 1] @ w for i in range(xq.shape[0])])
+        else:
+            y = xq @ w
         if bias is not None:
             y = y + bias.float()
         return y.to(x.dtype)

@@ -51,17 +51,16 @@ class IntMMInt8Kernel(LinearKernel):
     def prepare(self, layer) -> None:
         n, k = self.config.out_features, self.config.in_features
         self.n_pad, self.k_pad = round_up(n, ALIGN), round_up(k, ALIGN)
-        scale = pad_2d(layer.weight_scale.float(), self.n_pad, 1, value=1.0).reshape(1, self.n_pad)
-        layer.replace_buffer("weight", pad_2d(layer.weight, self.n_pad, self.k_pad).contiguous())
-        layer.replace_buffer("weight_scale", scale.contiguous())
+        self.scale_w = pad_2d(layer.weight_scale.float(), self.n_pad, 1, value=1.0).reshape(1, self.n_pad)
+        self.weight_t = pad_2d(layer.weight, self.n_pad, self.k_pad).t()  # copies only for ragged shapes
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         m = x.shape[0]
         q = quantize(x, self.config.scheme.activation)
         rows = max(m, MIN_CUDA_ROWS) if x.is_cuda else m
-        acc = torch._int_mm(pad_2d(q.data, rows, self.k_pad), layer.weight.t())
+        acc = torch._int_mm(pad_2d(q.data, rows, self.k_pad), self.weight_t)
         n = self.config.out_features
-        y = acc[:m, :n].float() * q.scale * layer.weight_scale[:, :n]
+        y = acc[:m, :n].float() * q.scale * self.scale_w[:, :n]
         if bias is not None:
             y = y + bias.float()
         return y.to(x.dtype)

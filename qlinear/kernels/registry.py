@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..platform import Platform
 from .base import LayerConfig, LinearKernel
 from .emulation import EmulationKernel
+from .modes import batch_invariant_mode
 
 log = logging.getLogger("qlinear")
 
@@ -106,6 +107,8 @@ def _verdict(kernel: type[LinearKernel], config: LayerConfig, platform: Platform
     """Empty string if ``kernel`` can run ``config`` on ``platform``, else why not."""
     if kernel.name in disabled:
         return "disabled by QLINEAR_DISABLED_KERNELS"
+    if batch_invariant_mode() and not kernel.batch_invariant:
+        return "not batch-invariant (QLINEAR_BATCH_INVARIANT=1)"
     ok, reason = kernel.is_supported(platform)
     if not ok:
         return reason
@@ -122,14 +125,17 @@ def select_kernel(
     *,
     backend: str | None = None,
     disabled: Iterable[str] = (),
+    prefer: str | None = None,
 ) -> Selection:
-    """Choose the kernel for one layer.
+    """Choose the kernel for one layer (and one range of M, ``config.min_m..max_m``).
 
     Args:
-        config: the layer (scheme, shape).
+        config: the layer (scheme, shape, M range).
         platform: where it will run.
         backend: force a kernel name or backend name; None reads ``QLINEAR_BACKEND``; ``auto`` selects.
         disabled: kernel names to skip, added to ``QLINEAR_DISABLED_KERNELS``.
+        prefer: a kernel name tried first (a measured choice from ``qlinear tune``); it still has
+            to pass every check.
 
     Returns:
         The chosen kernel and every rejected candidate with its reason.
@@ -144,6 +150,8 @@ def select_kernel(
         backend = None
     disabled_set = _env_list("QLINEAR_DISABLED_KERNELS") | set(disabled)
     pool = candidates(platform)
+    if prefer is not None:
+        pool = sorted(pool, key=lambda k: k.name != prefer)
     if backend is not None:
         pool = [k for k in all_kernels() if backend in (k.name, k.backend)]
         if not pool:

@@ -2,7 +2,7 @@
 
 Covers per-tensor and per-channel e4m3 weights with dynamic per-tensor or per-token e4m3
 activations. ``_scaled_mm`` wants A row-major, B column-major and K, N multiples of 16
-(PyTorch's checks, mirrored by vLLM's CUTLASS path): ``prepare`` pads the weight once to
+(PyTorch's checks, mirrored by vLLM's CUTLASS path): ``prepare`` pads the weight once (a copy only for ragged shapes) to
 ``[round_up(N,16), round_up(K,16)]`` (padded rows get scale 1.0), ``apply`` pads x's K per call
 and slices the output back to N. Any per-row scale on either side selects the rowwise mode
 (scales ``[M,1]`` x ``[1,N]``; bf16 output on CUDA, float32 on the CPU); otherwise the tensorwise mode (scalar scales).
@@ -52,11 +52,10 @@ class _ScaledMMFp8(LinearKernel):
         self.rowwise = self.config.scheme.weight.granularity == "channel" or act.granularity == "token"
         scale = layer.weight_scale.float()
         if self.rowwise:
-            scale = pad_2d(scale.expand(n, 1), self.n_pad, 1, value=1.0).reshape(1, self.n_pad).contiguous()
+            self.scale_b = pad_2d(scale.expand(n, 1), self.n_pad, 1, value=1.0).reshape(1, self.n_pad)
         else:
-            scale = scale.reshape(())
-        layer.replace_buffer("weight", pad_2d(layer.weight, self.n_pad, self.k_pad).contiguous())
-        layer.replace_buffer("weight_scale", scale)
+            self.scale_b = scale.reshape(())
+        self.weight_t = pad_2d(layer.weight, self.n_pad, self.k_pad).t()  # [K, N] column-major view
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         m = x.shape[0]
@@ -69,7 +68,7 @@ class _ScaledMMFp8(LinearKernel):
             scale_a = q.scale.reshape(())
             out_dtype = x.dtype if x.dtype in _OUT_DTYPES else torch.bfloat16
         y = torch._scaled_mm(
-            xq, layer.weight.t(), scale_a=scale_a, scale_b=layer.weight_scale, out_dtype=out_dtype
+            xq, self.weight_t, scale_a=scale_a, scale_b=self.scale_b, out_dtype=out_dtype
         )[:, : self.config.out_features]
         if bias is not None:
             y = y + bias.to(y.dtype)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..formats import QuantizedTensor, quantize
-from ..kernels import LayerConfig, Selection, select_kernel
+from ..kernels import Dispatch, LayerConfig, select_dispatch
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
 
@@ -15,9 +15,13 @@ class SchemeNotApplicable(ValueError):
 
 
 class QuantizedLinear(nn.Module):
-    """``y = x @ W.T + b`` with W quantized, computed by the kernel selected when the layer was built.
+    """``y = x @ W.T + b`` with W quantized, computed by the kernels selected when the layer was built.
 
-    Buffers (canonical layout before the kernel's ``prepare``; a kernel may repack them):
+    The layer holds a dispatch table (M range -> kernel, see :mod:`qlinear.kernels.dispatch`); a call
+    looks up its row count and runs that kernel, nothing else.
+
+    Buffers, in the canonical layout of :class:`~qlinear.formats.QuantizedTensor` (kernels derive
+    their own layouts from them in ``prepare`` and never replace them):
         weight: quantized elements ``[N, K]`` (``[N, K/2]`` uint8 for e2m1).
         weight_scale: dequant multipliers on the spec's tile grid.
         weight_global_scale: NVFP4 fp32 decode multiplier (0-d), if the format has one.
@@ -33,20 +37,35 @@ class QuantizedLinear(nn.Module):
         qweight: QuantizedTensor,
         bias: torch.Tensor | None,
         scheme: Scheme,
-        selection: Selection,
+        dispatch: Dispatch,
         name: str = "",
     ):
         super().__init__()
         self.out_features, self.in_features = qweight.shape
         self.scheme = scheme
         self.layer_name = name
-        self.selection = selection
+        self.dispatch = dispatch
         self.register_buffer("weight", qweight.data)
         self.register_buffer("weight_scale", qweight.scale)
         self.register_buffer("weight_global_scale", qweight.global_scale)
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
-        self.kernel = selection.kernel(self.config)
-        self.kernel.prepare(self)
+        kernels = {}
+        for k in dispatch.kernels():
+            kernels[k.name] = k(self.config)
+            kernels[k.name].prepare(self)
+        self._routes = [(r.max_m if r.max_m is not None else float("inf"), kernels[r.selection.kernel.name])
+                        for r in dispatch.routes]
+
+    @property
+    def kernel(self):
+        """The kernel of the first route (for single-kernel layers and messages)."""
+        return self._routes[0][1]
+
+    def kernel_for(self, m: int):
+        for max_m, kernel in self._routes:
+            if m <= max_m:
+                return kernel
+        raise AssertionError("dispatch table does not cover every M")
 
     @property
     def config(self) -> LayerConfig:
@@ -75,8 +94,8 @@ class QuantizedLinear(nn.Module):
         check_applicable(name, weight.shape, scheme)
         check_finite(name, weight)
         config = LayerConfig(scheme, weight.shape[0], weight.shape[1], linear.bias is not None, name)
-        selection = select_kernel(config, platform or platform_of(weight.device), backend=backend, disabled=disabled)
-        return cls(quantize(weight, scheme.weight), linear.bias, scheme, selection, name)
+        dispatch = select_dispatch(config, platform or platform_of(weight.device), backend=backend, disabled=disabled)
+        return cls(quantize(weight, scheme.weight), linear.bias, scheme, dispatch, name)
 
     def quantized_weight(self) -> QuantizedTensor:
         """The weight as a :class:`QuantizedTensor` (valid for kernels that keep the canonical layout)."""
@@ -95,13 +114,14 @@ class QuantizedLinear(nn.Module):
                 f"{self.layer_name or 'QuantizedLinear'}: input has {x.shape[-1]} features, expected {self.in_features}"
             )
         lead = x.shape[:-1]
-        y = self.kernel.apply(self, x.reshape(-1, self.in_features), self.bias)
+        x2 = x.reshape(-1, self.in_features)
+        y = self.kernel_for(x2.shape[0]).apply(self, x2, self.bias)
         return y.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"scheme={self.scheme.name}, kernel={self.kernel.name}, bias={self.bias is not None}"
+            f"scheme={self.scheme.name}, kernels={self.dispatch.kernel_names()}, bias={self.bias is not None}"
         )
 
 

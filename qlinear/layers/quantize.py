@@ -11,10 +11,11 @@ from tqdm.auto import tqdm
 
 from ..formats import dequantize, sqnr_db
 from ..formats import quantize as quantize_tensor
-from ..kernels import LayerConfig, Selection, select_kernel
+from ..kernels import Dispatch, LayerConfig, select_dispatch
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
 from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite
+from ..tuning import tuned_choices
 from .patterns import first_match
 
 DEFAULT_IGNORE = ("lm_head",)
@@ -22,21 +23,22 @@ DEFAULT_IGNORE = ("lm_head",)
 
 @dataclass
 class LayerPlan:
-    """What happens to one ``nn.Linear``: ``quantize`` with a selected kernel, ``ignore`` or ``skip``."""
+    """What happens to one ``nn.Linear``: ``quantize`` with a dispatch table, ``ignore`` or ``skip``."""
 
     name: str
     out_features: int
     in_features: int
     action: str
     reason: str = ""
-    selection: Selection | None = None
+    dispatch: Dispatch | None = None
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "shape": [self.out_features, self.in_features], "action": self.action}
         if self.reason:
             out["reason"] = self.reason
-        if self.selection:
-            out.update(self.selection.to_dict())
+        if self.dispatch:
+            out["kernels"] = self.dispatch.kernel_names()
+            out.update(self.dispatch.to_dict())
         return out
 
 
@@ -137,7 +139,8 @@ def plan(
             continue
         where = platform or platform_of(mod.weight.device)
         config = LayerConfig(scheme, n, k, mod.bias is not None, name)
-        plans.append(LayerPlan(name, n, k, "quantize", selection=select_kernel(config, where, backend=backend, disabled=disabled)))
+        dispatch = select_dispatch(config, where, backend=backend, disabled=disabled, preferred=tuned_choices(where, config))
+        plans.append(LayerPlan(name, n, k, "quantize", dispatch=dispatch))
     return plans
 
 
@@ -202,10 +205,12 @@ def quantize(
         weight = linear.weight.detach()
         qweight = quantize_tensor(weight, scheme.weight)
         error = sqnr_db(weight, dequantize(qweight))
-        layer = QuantizedLinear(qweight, linear.bias, scheme, p.selection, p.name)
+        layer = QuantizedLinear(qweight, linear.bias, scheme, p.dispatch, p.name)
         model.set_submodule(p.name, layer)
         del weight, linear
         after = sum(_bytes(b) for b in layer.buffers()) + _bytes(layer.bias)
-        report.layers.append(LayerReport(p.name, (p.out_features, p.in_features), "quantize", layer.kernel.name, size, after, error))
+        report.layers.append(
+            LayerReport(p.name, (p.out_features, p.in_features), "quantize", p.dispatch.kernel_names(), size, after, error)
+        )
     return report
 

@@ -7,7 +7,7 @@ carry a mantissa overflow into the exponent (7.96 became 4.0 in Triton 3.6).
 import triton
 import triton.language as tl
 
-RNE_MAGIC = 12582912.0  # 1.5 * 2**23
+RNE_MAGIC = tl.constexpr(12582912.0)  # 1.5 * 2**23
 
 
 @triton.jit

@@ -1,0 +1,102 @@
+"""End-to-end timing of a Llama-3.1-8B-shaped decoder with random weights (no download).
+
+Decode: one token per sequence against a static KV cache holding ``context`` tokens, captured in
+a CUDA graph (as serving engines run decode) and timed as graph replays. Prefill: one forward
+over ``prefill_tokens`` tokens, timed eagerly. Every scheme starts from the same seeded weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LLAMA_31_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                   num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0)
+
+
+@dataclass
+class E2EResult:
+    scheme: str
+    decode_ms: dict[int, float]  # batch -> ms per decode step
+    prefill_ms: float
+    kernels: str
+
+
+def build_model(layers: int | None = None, device: str = "cuda", seed: int = 0, **overrides):
+    """A Llama-3.1-8B-shaped ``LlamaForCausalLM`` in bf16 with random weights, built on ``device``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shape = {**LLAMA_31_8B, **overrides}
+    if layers is not None:
+        shape["num_hidden_layers"] = layers
+    config = LlamaConfig(**shape)
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+@torch.inference_mode()
+def decode_step_ms(model, batch: int, context: int = 512, replays: int = 20) -> float:
+    """Milliseconds per decode step (CUDA-graph replay) at ``batch`` sequences of ``context`` cached tokens."""
+    from transformers import StaticCache
+
+    device = next(model.parameters()).device
+    cache = StaticCache(config=model.config, max_cache_len=context + 8)
+    prompt = torch.randint(0, model.config.vocab_size, (batch, context), device=device)
+    model(prompt, past_key_values=cache, use_cache=True, cache_position=torch.arange(context, device=device))
+    token = torch.randint(0, model.config.vocab_size, (batch, 1), device=device)
+    position = torch.tensor([context], device=device)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            model(token, past_key_values=cache, use_cache=True, cache_position=position)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        model(token, past_key_values=cache, use_cache=True, cache_position=position)
+    for _ in range(3):
+        graph.replay()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(replays):
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+@torch.inference_mode()
+def prefill_ms(model, tokens: int = 4096) -> float:
+    from .bench import median_us
+
+    device = next(model.parameters()).device
+    ids = torch.randint(0, model.config.vocab_size, (1, tokens), device=device)
+    return median_us(lambda: model(ids, use_cache=False, logits_to_keep=1), warmup_ms=100, rep_ms=400) / 1000.0
+
+
+def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_tokens: int = 4096) -> list[E2EResult]:
+    from .layers import quantize
+
+    results = []
+    for scheme in ["bf16", *schemes]:
+        model = build_model(layers)
+        kernels = "torch.mm (cuBLAS bf16)"
+        if scheme != "bf16":
+            report = quantize(model, scheme, progress=False)
+            kernels = ", ".join(sorted({r.kernel for r in report.layers if r.kernel}))
+        decode = {b: decode_step_ms(model, b) for b in batches}
+        results.append(E2EResult(scheme, decode, prefill_ms(model, prefill_tokens), kernels))
+        print(f"{scheme:18} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())
+              + f"  prefill {prefill_tokens}: {results[-1].prefill_ms:8.2f} ms  [{kernels}]", flush=True)
+        del model
+        torch.cuda.empty_cache()
+    return results

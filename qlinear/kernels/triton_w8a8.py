@@ -1,0 +1,144 @@
+"""Triton W8A8 kernels on the shared scaled GEMM (:mod:`.triton.scaled_gemm`).
+
+* ``triton_fp8_block``: 128x128 e4m3 weight blocks x dynamic 1x128 e4m3 activation groups.
+  M <= 16 (decode): activation groups are quantized inside the GEMM, one launch, the weight
+  streamed once. Larger M: one fused quantization pass, then the GEMM.
+* ``triton_fp8_rowwise``: per-channel (or per-tensor) e4m3 weight x dynamic per-token e4m3 activation.
+* ``triton_int8``: per-channel int8 weight x dynamic per-token int8 activation (int32 accumulation).
+
+All read the canonical weight buffers as stored (``[N, K]``, K contiguous); nothing is repacked.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..platform import FP8_TENSOR_CORES, Platform
+from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .modes import batch_invariant_mode
+
+INT8_TRITON_MIN_CAPABILITY = 80  # Triton's int8 tl.dot lowers to mma.sync on Ampere and newer
+# Up to this M the block kernel quantizes x inside the GEMM. Every program re-quantizes its tokens,
+# which is free at M <= 16 and cost 3x at M=64 on an H200 (bench/results), where one separate pass wins.
+FUSED_QUANT_MAX_M = 16
+
+
+@functools.cache
+def _triton_error() -> str:
+    try:
+        import triton  # noqa: F401
+    except ImportError as err:
+        return f"triton is not installed ({err})"
+    return ""
+
+
+def _cuda_triton(platform: Platform, capability: int, what: str) -> Verdict:
+    if platform.kind != "cuda":
+        return False, f"needs an NVIDIA GPU, platform is {platform.describe()}"
+    if not platform.cuda_at_least(capability):
+        return False, f"needs {what} (sm_{capability}+), {platform.describe()} has none"
+    error = _triton_error()
+    return (False, error) if error else OK
+
+
+class _TritonW8A8(LinearKernel):
+    backend = "triton"
+    batch_invariant = True  # with the fixed config used under QLINEAR_BATCH_INVARIANT=1
+
+    scale_kind = "rowwise"
+
+    def config_for(self, m: int):
+        """``(GemmConfig, swap_ab)`` for ``m`` rows: fixed in batch-invariant mode."""
+        from .triton.configs import BATCH_INVARIANT, pick_config
+
+        if batch_invariant_mode():
+            return BATCH_INVARIANT, False
+        return pick_config(m, self.config.out_features, self.config.in_features, kind=self.scale_kind)
+
+
+class TritonFp8BlockKernel(_TritonW8A8):
+    name = "triton_fp8_block"
+    scale_kind = "block"
+    summary = "Triton FP8 128x128-block W x 1x128-group A; decode fuses the activation quantization"
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+        ok = (
+            w.dtype == "e4m3" and w.granularity == "block" and w.block_size == (128, 128) and w.scale_dtype == "fp32"
+            and a is not None and a.dtype == "e4m3" and a.granularity == "group" and a.group_size == 128
+            and a.dynamic and a.scale_dtype == "fp32"
+        )
+        return spec_mismatch(config, "e4m3 128x128-block weights with dynamic 1x128 e4m3 activations", ok)
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from .triton.act_quant import quantize_per_group
+        from .triton.scaled_gemm import scaled_gemm
+
+        m = x.shape[0]
+        cfg, swap = self.config_for(m)
+        x = x.contiguous()
+        if m <= FUSED_QUANT_MAX_M or batch_invariant_mode():  # x is quantized inside the GEMM: one launch
+            return scaled_gemm(x, layer.weight, None, layer.weight_scale, a_mode="group", b_mode="block",
+                               config=cfg, out_dtype=x.dtype, bias=bias, quant_a=True, swap_ab=swap)
+        q, s = quantize_per_group(x, 128)
+        return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="group", b_mode="block",
+                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
+
+
+def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
+    from .triton.act_quant import quantize_per_token
+    from .triton.scaled_gemm import scaled_gemm
+
+    cfg, swap = kernel.config_for(x.shape[0])
+    q, s = quantize_per_token(x.contiguous(), dtype)
+    b_mode = "tensor" if kernel.config.scheme.weight.granularity == "tensor" else "channel"
+    return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="token", b_mode=b_mode,
+                       config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
+
+
+class TritonFp8RowwiseKernel(_TritonW8A8):
+    name = "triton_fp8_rowwise"
+    summary = "Triton FP8 per-channel/per-tensor W x dynamic per-token A (fused per-token quantization)"
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+        ok = (
+            w.dtype == "e4m3" and w.granularity in ("channel", "tensor") and w.scale_dtype == "fp32"
+            and a is not None and a.dtype == "e4m3" and a.granularity == "token" and a.dynamic
+        )
+        return spec_mismatch(config, "e4m3 per-channel/per-tensor weights with dynamic per-token e4m3 activations", ok)
+
+    def apply(self, layer, x, bias):
+        return _rowwise_apply(self, layer, x, bias, torch.float8_e4m3fn)
+
+
+class TritonInt8Kernel(_TritonW8A8):
+    name = "triton_int8"
+    summary = "Triton INT8 W8A8: per-channel W x dynamic per-token A, int32 accumulation"
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, INT8_TRITON_MIN_CAPABILITY, "INT8 mma in Triton")
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+        ok = (
+            w.dtype == "int8" and w.granularity == "channel" and w.symmetric
+            and a is not None and a.dtype == "int8" and a.granularity == "token" and a.dynamic and a.symmetric
+        )
+        return spec_mismatch(config, "symmetric int8 per-channel weights with dynamic per-token int8 activations", ok)
+
+    def apply(self, layer, x, bias):
+        return _rowwise_apply(self, layer, x, bias, torch.int8)

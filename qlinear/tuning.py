@@ -1,0 +1,77 @@
+"""Measured kernel choices per M bucket: the ``qlinear tune`` cache and built-in defaults.
+
+The cache file (``$QLINEAR_TUNE_CACHE``, default ``~/.cache/qlinear/tuned.json``) maps
+``"<GPU name>|torch <v>|triton <v>|<scheme>|<N>x<K>"`` to ``{bucket label: kernel name}``. A choice is
+a preference, not a command: selection still runs every check on it. Built-in defaults
+(:data:`DEFAULTS`, measured on our GPUs and recorded in ``bench/results/``) apply per GPU name and
+scheme when the cache has no entry for the shape.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+from .kernels.base import LayerConfig
+from .platform import Platform
+
+# GPU name -> scheme -> bucket -> kernel; from bench/results/h200_*.md.
+DEFAULTS: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def cache_path() -> Path:
+    return Path(os.environ.get("QLINEAR_TUNE_CACHE", Path.home() / ".cache" / "qlinear" / "tuned.json"))
+
+
+def _versions() -> str:
+    import torch
+
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "none"
+    return f"torch {torch.__version__}|triton {triton_version}"
+
+
+def shape_key(platform: Platform, scheme: str, n: int, k: int) -> str:
+    return f"{platform.device_name}|{_versions()}|{scheme}|{n}x{k}"
+
+
+@functools.cache
+def _load(path: Path, mtime: float) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"tuning cache {path} is unreadable: {err}; delete it or run `qlinear tune` again") from err
+
+
+def load_cache() -> dict:
+    path = cache_path()
+    if not path.is_file():
+        return {}
+    return _load(path, path.stat().st_mtime)
+
+
+def tuned_choices(platform: Platform, config: LayerConfig) -> dict[str, str] | None:
+    """Measured ``{bucket label: kernel}`` for this GPU and layer shape, else the GPU's defaults."""
+    if platform.kind != "cuda":
+        return None
+    entry = load_cache().get(shape_key(platform, config.scheme.name, config.out_features, config.in_features))
+    if entry is not None:
+        return entry
+    return DEFAULTS.get(platform.device_name, {}).get(config.scheme.name)
+
+
+def record(platform: Platform, scheme: str, n: int, k: int, choices: dict[str, str]) -> Path:
+    """Store measured choices for one shape in the cache file; returns its path."""
+    path = cache_path()
+    data = load_cache() if path.is_file() else {}
+    data[shape_key(platform, scheme, n, k)] = choices
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return path
