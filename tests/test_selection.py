@@ -37,9 +37,10 @@ def test_never_selects_a_kernel_the_platform_cannot_run(platform, name):
     assert all(r.reason for r in sel.rejected)
 
 
-def test_fp8_picks_cublas_only_with_fp8_tensor_cores():
-    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90)).kernel.name == "cublas_fp8"
+def test_fp8_picks_fp8_tensor_core_kernels_only_from_sm89():
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90)).kernel.name == "triton_fp8_rowwise"
     assert select_kernel(config("fp8_per_tensor"), simulated_cuda(89)).kernel.name == "cublas_fp8"
+    assert select_kernel(config("fp8_per_block"), simulated_cuda(89)).kernel.name == "triton_fp8_block"
     sel = select_kernel(config("fp8_per_channel"), simulated_cuda(80))
     assert sel.kernel is EmulationKernel
     assert "needs FP8 tensor cores (sm_89+)" in dict((r.kernel, r.reason) for r in sel.rejected)["cublas_fp8"]
@@ -81,7 +82,7 @@ def test_forced_backend_argument_and_environment(monkeypatch):
     assert select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="emulation").kernel is EmulationKernel
     monkeypatch.setenv("QLINEAR_BACKEND", "emulation")
     assert select_kernel(config("fp8_per_channel"), simulated_cuda(90)).kernel is EmulationKernel
-    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="auto").kernel.name == "cublas_fp8"
+    assert select_kernel(config("fp8_per_channel"), simulated_cuda(90), backend="auto").kernel.name == "triton_fp8_rowwise"
 
 
 def test_forced_kernel_that_cannot_run_raises_with_its_reason():

@@ -22,11 +22,14 @@ from .registry import (
 from .scaled_mm_fp8 import CpuScaledMMFp8Kernel, CublasFp8Kernel
 from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel
 
+# CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 wherever it
+# is correct (not M=1, K/128 % 4 == 0), Triton takes the rest; Triton rowwise FP8 and INT8 win
+# decode; torch._int_mm trails Triton INT8 at every M measured.
 for _kernel in (
-    TritonFp8BlockKernel,
     CublasBlockFp8Kernel,
-    CublasFp8Kernel,
+    TritonFp8BlockKernel,
     TritonFp8RowwiseKernel,
+    CublasFp8Kernel,
     TritonInt8Kernel,
     IntMMInt8Kernel,
 ):

@@ -7,8 +7,8 @@ activations. ``_scaled_mm`` wants A row-major, B column-major and K, N multiples
 and slices the output back to N. Any per-row scale on either side selects the rowwise mode
 (scales ``[M,1]`` x ``[1,N]``; bf16 output on CUDA, float32 on the CPU); otherwise the tensorwise mode (scalar scales).
 
-The activation quantization here is plain PyTorch (several passes over x); fused Triton
-quantization is a separate kernel.
+Per-token activations are quantized by the fused Triton pass on CUDA (one read of x); per-tensor
+ones, and everything on the CPU, by PyTorch ops.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ..formats import quantize
 from ..platform import FP8_TENSOR_CORES, Platform
 from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
 from .padding import pad_2d, round_up
+from .triton_w8a8 import _triton_error
 
 ALIGN = 16
 _OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -57,15 +58,20 @@ class _ScaledMMFp8(LinearKernel):
             self.scale_b = scale.reshape(())
         self.weight_t = pad_2d(layer.weight, self.n_pad, self.k_pad).t()  # [K, N] column-major view
 
+    def quantize_activation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(e4m3 [M, K], fp32 scale)``: PyTorch ops here; the CUDA kernel uses the fused Triton pass."""
+        q = quantize(x, self.config.scheme.activation)
+        return q.data, q.scale
+
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         m = x.shape[0]
-        q = quantize(x, self.config.scheme.activation)
-        xq = pad_2d(q.data, m, self.k_pad)
+        data, scale = self.quantize_activation(x)
+        xq = pad_2d(data, m, self.k_pad)
         if self.rowwise:
-            scale_a = q.scale.expand(m, 1).contiguous()
+            scale_a = scale.expand(m, 1).contiguous()
             out_dtype = self.rowwise_out_dtype
         else:
-            scale_a = q.scale.reshape(())
+            scale_a = scale.reshape(())
             out_dtype = x.dtype if x.dtype in _OUT_DTYPES else torch.bfloat16
         y = torch._scaled_mm(
             xq, self.weight_t, scale_a=scale_a, scale_b=self.scale_b, out_dtype=out_dtype
@@ -89,6 +95,13 @@ class CublasFp8Kernel(_ScaledMMFp8):
         if not hasattr(torch, "_scaled_mm"):
             return False, f"torch {torch.__version__} has no torch._scaled_mm"
         return OK
+
+    def quantize_activation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.scheme.activation.granularity == "token" and not _triton_error():
+            from .triton.act_quant import quantize_per_token
+
+            return quantize_per_token(x.contiguous())
+        return super().quantize_activation(x)
 
 
 @functools.cache

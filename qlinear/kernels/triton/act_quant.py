@@ -46,29 +46,44 @@ def _quant_groups_kernel(
 def _quant_rows_kernel(
     x_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_qm,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, QMAX: tl.constexpr, FLOOR: tl.constexpr,
-    IS_INT: tl.constexpr,
+    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr,
 ):
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < M
-    amax = tl.zeros([BLOCK_M], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):  # pass 1: row amax (the rows stay in L1/L2 for pass 2)
-        cols = k0 + tl.arange(0, BLOCK_K)
+    if ONE_PASS:  # the whole row is one tile: x is read once
+        cols = tl.arange(0, BLOCK_K)
         m = rmask[:, None] & (cols[None, :] < K)
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
-        amax = tl.maximum(amax, tl.max(tl.abs(x), axis=1))
-    scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
-    for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        m = rmask[:, None] & (cols[None, :] < K)
-        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), FLOOR), QMAX)
         v = tl.math.div_rn(x, scale[:, None])
         if IS_INT:
             q = tl.clamp(round_half_even(v), -QMAX, QMAX)
         else:
             q = round_to_e4m3(v)
         tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q.to(q_ptr.dtype.element_ty), mask=m)
+    else:  # rows longer than one tile: pass 1 finds the amax, pass 2 re-reads (from L2) and quantizes
+        amax = tl.zeros([BLOCK_M], dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            m = rmask[:, None] & (cols[None, :] < K)
+            x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+            amax = tl.maximum(amax, tl.max(tl.abs(x), axis=1))
+        scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            m = rmask[:, None] & (cols[None, :] < K)
+            x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+            v = tl.math.div_rn(x, scale[:, None])
+            if IS_INT:
+                q = tl.clamp(round_half_even(v), -QMAX, QMAX)
+            else:
+                q = round_to_e4m3(v)
+            tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q.to(q_ptr.dtype.element_ty), mask=m)
     tl.store(s_ptr + rows, scale, mask=rmask)
+
+
+ONE_PASS_MAX_K = 16384  # a 16384-wide fp32 row is 64 registers per thread at 8 warps
 
 
 def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,11 +95,13 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     is_int = dtype == torch.int8
     q = torch.empty((m, k), device=x.device, dtype=dtype)
     s = torch.empty((m, 1), device=x.device, dtype=torch.float32)
-    block_m = 1 if m <= 4096 else 4
+    one_pass = k <= ONE_PASS_MAX_K
+    block_k = triton.next_power_of_2(k) if one_pass else 4096
+    block_m = max(1, min(8, 4096 // block_k)) if one_pass else 1  # >= 4096 elements per program
     _quant_rows_kernel[(triton.cdiv(m, block_m),)](
-        x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=1024,
-        QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int,
-        num_warps=4,
+        x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=block_k,
+        QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int, ONE_PASS=one_pass,
+        num_warps=8 if block_m * block_k >= 8192 else 4,
     )
     return q, s
 
@@ -100,11 +117,11 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     s = torch.empty((groups, m), device=x.device, dtype=torch.float32).t() if m_major else torch.empty(
         (m, groups), device=x.device, dtype=torch.float32
     )
-    gpb = min(8, triton.next_power_of_2(groups))
-    block_m = 1 if m < 1024 else 4
+    gpb = min(16, triton.next_power_of_2(groups))
+    block_m = max(1, min(16, 8192 // (gpb * group)))  # about 8192 elements (16 KB of bf16) per program
     grid = (triton.cdiv(m, block_m), triton.cdiv(groups, gpb))
     _quant_groups_kernel[grid](
         x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
-        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, num_warps=4,
+        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, num_warps=8,
     )
     return q, s

@@ -1,32 +1,53 @@
 """Launch configurations of the Triton scaled GEMM, by M (decode vs prefill) and weight shape.
 
-Chosen from sweeps on an H200 (``bench/sweep_configs.py``; ``bench/results/h200_sweep_configs.json``):
-decode configs are timed under CUDA-graph replay, prefill ones with ``do_bench``. Shapes in
-:data:`DECODE_TABLE` use their measured best; other shapes follow the rules in :func:`pick_config`,
-which those measurements suggest.
+Decode (M <= 64): per-shape configs measured on a GPU by ``bench/sweep_decode.py`` (whole path,
+CUDA-graph replays) ship in ``tuned_decode.json``, keyed by GPU name; ``QLINEAR_TRITON_CONFIGS``
+points at another such file. Shapes not in it follow :func:`pick_config`'s rules. Prefill configs
+come from ``bench/sweep_prefill.py`` (results in ``bench/results/``).
 """
 from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
 
 from .scaled_gemm import GemmConfig
 
 SM_COUNT_HOPPER = 132
+TUNED_FILE = Path(__file__).with_name("tuned_decode.json")
 # Batch-invariant mode: one tile shape for every M and no split-K, so a row's result cannot
 # depend on how many rows share the batch.
 BATCH_INVARIANT = GemmConfig(block_m=64, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)
 
-# (kind, N, K) -> (block_m, split_k, num_stages) of the swapped decode GEMM at M <= 16, measured.
-DECODE_TABLE: dict[tuple[str, int, int], tuple[int, int, int]] = {
-    ("block", 4096, 4096): (128, 8, 3),
-    ("block", 14336, 4096): (128, 8, 3),
-    ("block", 4096, 14336): (128, 8, 3),
-    ("block", 28672, 4096): (128, 4, 3),
-    ("block", 7168, 16384): (128, 4, 3),
-    ("rowwise", 4096, 4096): (128, 8, 4),
-    ("rowwise", 14336, 4096): (64, 1, 6),
-    ("rowwise", 4096, 14336): (64, 4, 6),
-    ("rowwise", 28672, 4096): (64, 1, 3),
-    ("rowwise", 7168, 16384): (64, 4, 3),
-}
+
+def decode_bucket(m: int) -> str:
+    return "1" if m == 1 else ("2-16" if m <= 16 else "17-64")
+
+
+@functools.cache
+def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], GemmConfig]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    table = {}
+    for e in data.get(device, []):
+        bn = 16 if e["bucket"] != "17-64" else 64
+        table[(e["kind"], e["n"], e["k"], e["bucket"])] = GemmConfig(
+            e["block_m"], bn, e["block_k"], group_m=1, split_k=e["split_k"], num_warps=4, num_stages=e["num_stages"])
+    return table
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+
+
+def tuned_decode_config(kind: str, m: int, n: int, k: int) -> GemmConfig | None:
+    path = os.environ.get("QLINEAR_TRITON_CONFIGS") or str(TUNED_FILE)
+    return _tuned(path, _device_name()).get((kind, n, k, decode_bucket(m)))
 
 
 def _split_k(tiles: int, k_tiles: int, target: int) -> int:
@@ -37,8 +58,7 @@ def _split_k(tiles: int, k_tiles: int, target: int) -> int:
     return split
 
 
-def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", block_k: int = 128,
-                sms: int = SM_COUNT_HOPPER) -> tuple[GemmConfig, bool]:
+def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_COUNT_HOPPER) -> tuple[GemmConfig, bool]:
     """``(config, swap_ab)`` for an ``[m, k] x [n, k]^T`` product.
 
     ``kind`` is ``block`` (per-K-tile scales) or ``rowwise`` (scales in the epilogue).
@@ -46,19 +66,17 @@ def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", block_k: int =
     wgmma applies at M=1) and the tokens its N side. Block scaling waits for each K-tile's product,
     so it wants more programs in flight (a deeper K split) than rowwise scaling does.
     """
-    k_tiles = -(-k // block_k)
     if m <= 64:
+        tuned = tuned_decode_config(kind, m, n, k)
+        if tuned is not None:
+            return tuned, True
         bn = 16 if m <= 16 else (32 if m <= 32 else 64)
-        measured = DECODE_TABLE.get((kind, n, k)) if m <= 16 else None
-        if measured:
-            bm, split, stages = measured
-        elif kind == "block":
-            bm, stages = 128, 3
-            split = _split_k(-(-n // bm), k_tiles, 6 * sms)
+        k_tiles = -(-k // 128)
+        if kind == "block":
+            bm, stages, split = 128, 3, _split_k(-(-n // 128), k_tiles, 6 * sms)
         else:
-            bm, stages = 64, 6
-            split = _split_k(-(-n // bm), k_tiles, 2 * sms)
-        return GemmConfig(bm, bn, block_k, group_m=1, split_k=split, num_warps=4, num_stages=stages), True
+            bm, stages, split = 64, 6, _split_k(-(-n // 64), k_tiles, 2 * sms)
+        return GemmConfig(bm, bn, 128, group_m=1, split_k=split, num_warps=4, num_stages=stages), True
     if m <= 512:
-        return GemmConfig(64, 128, block_k, group_m=8, num_warps=4, num_stages=4), False
-    return GemmConfig(128, 128, block_k, group_m=8, num_warps=8, num_stages=3), False
+        return GemmConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=4), False
+    return GemmConfig(128, 128, 128, group_m=8, num_warps=8, num_stages=3), False

@@ -1,9 +1,9 @@
-"""Sweep launch configs of the Triton scaled GEMM on the GPU; print and save the best per case.
+"""Sweep prefill (M=4096) launch configs of the Triton scaled GEMM; print and save the best per case.
 
-    PYTHONPATH=. python3 bench/sweep_configs.py OUT.json [--quick]
+    PYTHONPATH=. python3 bench/sweep_prefill.py OUT.json
 
-Cases: block FP8 (decode with fused activation quantization; prefill after the fused
-quantization pass), per-token FP8 and INT8 (decode and prefill). Weights rotate beyond L2.
+Cases: block FP8 after the fused 1x128 quantization pass, per-token FP8 and INT8. Weights rotate
+beyond L2. (Decode configs: bench/sweep_decode.py.)
 """
 import itertools
 import json
@@ -20,30 +20,17 @@ from qlinear.schemes import SCHEMES
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096), (7168, 16384)]
 
 
-def decode_configs(m):
-    """Swapped operands: block_m tiles the weight's N, block_n the tokens."""
-    bn = 16 if m <= 16 else (32 if m <= 32 else 64)
-    for bm, split, stages in itertools.product((64, 128), (1, 2, 4, 8), (3, 4, 6)):
-        yield GemmConfig(bm, bn, 128, group_m=1, split_k=split, num_warps=4, num_stages=stages)
-
-
 def prefill_configs():
     for bm, bn, warps, stages in [(128, 128, 8, 3), (128, 128, 8, 4), (128, 128, 4, 3), (128, 256, 8, 3),
                                   (64, 256, 4, 3), (256, 128, 8, 3)]:
         yield GemmConfig(bm, bn, 128, group_m=8, num_warps=warps, num_stages=stages)
 
 
-def graph_us(fn):
-    import triton.testing
-
-    return 1000 * triton.testing.do_bench_cudagraph(fn, rep=25, return_mode="median")
-
-
-def sweep(name, m, n, k, run, configs, graph=False):
+def sweep(name, m, n, k, run, configs):
     best = None
     for cfg in configs:
         try:
-            us = graph_us(lambda: run(cfg)) if graph else median_us(lambda: run(cfg), warmup_ms=5, rep_ms=25)
+            us = median_us(lambda: run(cfg), warmup_ms=5, rep_ms=25)
         except Exception as err:  # noqa: BLE001 (out of shared memory etc. are expected for some tiles)
             print(f"  {name} {m}x{n}x{k} {cfg.key()}: {type(err).__name__}")
             continue
@@ -56,7 +43,6 @@ def sweep(name, m, n, k, run, configs, graph=False):
 
 def main():
     out = sys.argv[1]
-    quick = "--quick" in sys.argv
     results = []
     torch.manual_seed(0)
     for n, k in SHAPES:
@@ -67,21 +53,6 @@ def main():
         i8 = [quantize(w * (1 + i / 100), SCHEMES["int8_per_channel"].weight) for i in range(copies)]
         it = itertools.count()
 
-        for m in ((1, 16) if quick else (1, 16, 64)):
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-
-            def dec_block(cfg):
-                q = blk[next(it) % copies]
-                return scaled_gemm(x, q.data, None, q.scale, a_mode="group", b_mode="block", config=cfg,
-                                   quant_a=True, swap_ab=True)
-
-            def dec_rowwise(cfg):
-                q = ch[next(it) % copies]
-                xq, s = quantize_per_token(x)
-                return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True)
-
-            results.append(sweep("block_decode", m, n, k, dec_block, decode_configs(m), graph=True))
-            results.append(sweep("rowwise_decode", m, n, k, dec_rowwise, decode_configs(m), graph=True))
         x = torch.randn(4096, k, device="cuda", dtype=torch.bfloat16)
 
         def pre_block(cfg):
@@ -100,9 +71,8 @@ def main():
             return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg)
 
         results.append(sweep("block_prefill", 4096, n, k, pre_block, prefill_configs()))
-        if not quick:
-            results.append(sweep("rowwise_prefill", 4096, n, k, pre_rowwise, prefill_configs()))
-            results.append(sweep("int8_prefill", 4096, n, k, pre_int8, prefill_configs()))
+        results.append(sweep("rowwise_prefill", 4096, n, k, pre_rowwise, prefill_configs()))
+        results.append(sweep("int8_prefill", 4096, n, k, pre_int8, prefill_configs()))
         del blk, ch, i8
         torch.cuda.empty_cache()
     with open(out, "w") as f:

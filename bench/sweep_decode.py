@@ -1,0 +1,79 @@
+"""Sweep decode (M <= 64) configs of the swapped Triton GEMM; write the per-shape table qlinear loads.
+
+    PYTHONPATH=. python3 bench/sweep_decode.py OUT.json
+
+Times the whole kernel path (activation quantization included) as CUDA-graph replays, with the
+weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"). OUT.json has the
+format of qlinear/kernels/triton/tuned_decode.json; copy it there to ship it.
+"""
+import itertools
+import json
+import sys
+
+import torch
+import triton.testing
+
+from qlinear.formats import quantize
+from qlinear.kernels.triton.act_quant import quantize_per_group, quantize_per_token
+from qlinear.kernels.triton.scaled_gemm import GemmConfig, scaled_gemm
+from qlinear.schemes import SCHEMES
+
+SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (28672, 4096), (7168, 16384)]
+BUCKETS = {1: "1", 16: "2-16", 64: "17-64"}
+
+
+def candidates(kind, m):
+    bn = 16 if m <= 16 else 64
+    block_ks = (128,) if kind == "block" else (128, 256)
+    for bm, bk, split, stages in itertools.product((64, 128), block_ks, (1, 2, 4, 8), (3, 5)):
+        yield GemmConfig(bm, bn, bk, group_m=1, split_k=split, num_warps=4, num_stages=stages)
+
+
+def main():
+    out = sys.argv[1]
+    entries = []
+    torch.manual_seed(0)
+    for n, k in SHAPES:
+        copies = max(2, 256 * 2**20 // (n * k) + 1)
+        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+        weights = {
+            "block": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_block"].weight) for i in range(copies)],
+            "rowwise": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_channel"].weight) for i in range(copies)],
+        }
+        for m, kind in itertools.product(BUCKETS, ("block", "rowwise")):
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            it = itertools.count()
+
+            def run(cfg):
+                q = weights[kind][next(it) % copies]
+                if kind == "block" and m <= 16:
+                    return scaled_gemm(x, q.data, None, q.scale, a_mode="group", b_mode="block", config=cfg,
+                                       quant_a=True, swap_ab=True)
+                if kind == "block":
+                    xq, s = quantize_per_group(x, 128)
+                    return scaled_gemm(xq, q.data, s, q.scale, a_mode="group", b_mode="block", config=cfg, swap_ab=True)
+                xq, s = quantize_per_token(x)
+                return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True)
+
+            best = None
+            for cfg in candidates(kind, m):
+                try:
+                    us = 1000 * triton.testing.do_bench_cudagraph(lambda: run(cfg), rep=20, return_mode="median")
+                except Exception as err:  # noqa: BLE001 (some tiles do not fit)
+                    print(f"  {kind} M={m} {n}x{k} {cfg.key()}: {type(err).__name__}")
+                    continue
+                if best is None or us < best[0]:
+                    best = (us, cfg)
+            us, cfg = best
+            print(f"{kind:8} M={m:<3} {n}x{k}: {us:7.1f} us  {cfg.key()}", flush=True)
+            entries.append({"kind": kind, "n": n, "k": k, "bucket": BUCKETS[m], "us": round(us, 2),
+                            "block_m": cfg.block_m, "block_k": cfg.block_k, "split_k": cfg.split_k,
+                            "num_stages": cfg.num_stages})
+        del weights
+        torch.cuda.empty_cache()
+    with open(out, "w") as f:
+        json.dump({torch.cuda.get_device_name(): entries}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
