@@ -1,6 +1,6 @@
 """Sweep decode (M <= 64) configs of the swapped Triton GEMM; write the per-shape table qlinear loads.
 
-    PYTHONPATH=. python3 bench/sweep_decode.py OUT.json
+    PYTHONPATH=. python3 bench/sweep_decode.py OUT.json [block,rowwise]
 
 Times the whole kernel path (activation quantization included) as CUDA-graph replays, with the
 weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"). OUT.json has the
@@ -26,11 +26,14 @@ def candidates(kind, m):
     bn = 16 if m <= 16 else 64
     block_ks = (128,) if kind == "block" else (128, 256)
     for bm, bk, split, stages in itertools.product((64, 128), block_ks, (1, 2, 4, 8), (3, 5)):
+        if bm == 128 and bk == 256 and m > 16:
+            continue  # does not fit in shared memory
         yield GemmConfig(bm, bn, bk, group_m=1, split_k=split, num_warps=4, num_stages=stages)
 
 
 def main():
     out = sys.argv[1]
+    kinds = sys.argv[2].split(",") if len(sys.argv) > 2 else ["block", "rowwise"]
     entries = []
     torch.manual_seed(0)
     for n, k in SHAPES:
@@ -40,13 +43,13 @@ def main():
             "block": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_block"].weight) for i in range(copies)],
             "rowwise": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_channel"].weight) for i in range(copies)],
         }
-        for m, kind in itertools.product(BUCKETS, ("block", "rowwise")):
+        for m, kind in itertools.product(BUCKETS, kinds):
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             it = itertools.count()
 
-            def run(cfg):
+            def run(cfg, fuse):
                 q = weights[kind][next(it) % copies]
-                if kind == "block" and m <= 16:
+                if kind == "block" and fuse:
                     return scaled_gemm(x, q.data, None, q.scale, a_mode="group", b_mode="block", config=cfg,
                                        quant_a=True, swap_ab=True)
                 if kind == "block":
@@ -56,19 +59,21 @@ def main():
                 return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True)
 
             best = None
-            for cfg in candidates(kind, m):
+            # Block decode can quantize x inside the GEMM (one launch) or in a separate pass first.
+            fusions = (True, False) if kind == "block" and m <= 16 else (False,)
+            for cfg, fuse in itertools.product(candidates(kind, m), fusions):
                 try:
-                    us = 1000 * triton.testing.do_bench_cudagraph(lambda: run(cfg), rep=20, return_mode="median")
+                    us = 1000 * triton.testing.do_bench_cudagraph(lambda: run(cfg, fuse), rep=20, return_mode="median")
                 except Exception as err:  # noqa: BLE001 (some tiles do not fit)
                     print(f"  {kind} M={m} {n}x{k} {cfg.key()}: {type(err).__name__}")
                     continue
                 if best is None or us < best[0]:
-                    best = (us, cfg)
-            us, cfg = best
-            print(f"{kind:8} M={m:<3} {n}x{k}: {us:7.1f} us  {cfg.key()}", flush=True)
+                    best = (us, cfg, fuse)
+            us, cfg, fuse = best
+            print(f"{kind:8} M={m:<3} {n}x{k}: {us:7.1f} us  {cfg.key()} fused={fuse}", flush=True)
             entries.append({"kind": kind, "n": n, "k": k, "bucket": BUCKETS[m], "us": round(us, 2),
                             "block_m": cfg.block_m, "block_k": cfg.block_k, "split_k": cfg.split_k,
-                            "num_stages": cfg.num_stages})
+                            "num_stages": cfg.num_stages, "fused_quant": fuse})
         del weights
         torch.cuda.empty_cache()
     with open(out, "w") as f:

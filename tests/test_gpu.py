@@ -66,7 +66,7 @@ def test_selection_on_this_gpu():
     here = platform_of("cuda")
     cfg = lambda s: LayerConfig(SCHEMES[s], 576, 1536)  # noqa: E731
     if here.cuda_at_least(89):
-        assert select_kernel(cfg("fp8_per_channel"), here).kernel is CublasFp8Kernel
+        assert select_kernel(cfg("fp8_per_channel"), here).kernel is TritonFp8RowwiseKernel
         assert select_kernel(cfg("fp8_per_tensor"), here).kernel is CublasFp8Kernel
     nv = select_kernel(cfg("nvfp4"), here)
     assert nv.kernel is EmulationKernel and any("cublas_fp8" == r.kernel for r in nv.rejected)

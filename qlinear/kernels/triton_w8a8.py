@@ -1,8 +1,8 @@
 """Triton W8A8 kernels on the shared scaled GEMM (:mod:`.triton.scaled_gemm`).
 
 * ``triton_fp8_block``: 128x128 e4m3 weight blocks x dynamic 1x128 e4m3 activation groups.
-  M <= 16 (decode): activation groups are quantized inside the GEMM, one launch, the weight
-  streamed once. Larger M: one fused quantization pass, then the GEMM.
+  Decode may quantize the activation groups inside the GEMM (one launch; chosen per shape by
+  measurement, see ``triton/configs.py``); otherwise one fused quantization pass, then the GEMM.
 * ``triton_fp8_rowwise``: per-channel (or per-tensor) e4m3 weight x dynamic per-token e4m3 activation.
 * ``triton_int8``: per-channel int8 weight x dynamic per-token int8 activation (int32 accumulation).
 
@@ -19,9 +19,6 @@ from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
 from .modes import batch_invariant_mode
 
 INT8_TRITON_MIN_CAPABILITY = 80  # Triton's int8 tl.dot lowers to mma.sync on Ampere and newer
-# Up to this M the block kernel quantizes x inside the GEMM. Every program re-quantizes its tokens,
-# which is free at M <= 16 and cost 3x at M=64 on an H200 (bench/results), where one separate pass wins.
-FUSED_QUANT_MAX_M = 16
 
 
 @functools.cache
@@ -78,12 +75,15 @@ class TritonFp8BlockKernel(_TritonW8A8):
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         from .triton.act_quant import quantize_per_group
+        from .triton.configs import fuse_block_quant
         from .triton.scaled_gemm import scaled_gemm
 
         m = x.shape[0]
         cfg, swap = self.config_for(m)
         x = x.contiguous()
-        if m <= FUSED_QUANT_MAX_M or batch_invariant_mode():  # x is quantized inside the GEMM: one launch
+        # Decode may quantize x inside the GEMM (one launch; every program re-quantizes its tokens,
+        # which cost 3x at M=64 on an H200): configs.fuse_block_quant holds the measured choice.
+        if batch_invariant_mode() or fuse_block_quant(m, self.config.out_features, self.config.in_features):
             return scaled_gemm(x, layer.weight, None, layer.weight_scale, a_mode="group", b_mode="block",
                                config=cfg, out_dtype=x.dtype, bias=bias, quant_a=True, swap_ab=swap)
         q, s = quantize_per_group(x, 128)

@@ -26,7 +26,7 @@ def decode_bucket(m: int) -> str:
 
 
 @functools.cache
-def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], GemmConfig]:
+def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], tuple[GemmConfig, bool]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -34,8 +34,9 @@ def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], GemmConfig
     table = {}
     for e in data.get(device, []):
         bn = 16 if e["bucket"] != "17-64" else 64
-        table[(e["kind"], e["n"], e["k"], e["bucket"])] = GemmConfig(
-            e["block_m"], bn, e["block_k"], group_m=1, split_k=e["split_k"], num_warps=4, num_stages=e["num_stages"])
+        cfg = GemmConfig(e["block_m"], bn, e["block_k"], group_m=1, split_k=e["split_k"], num_warps=4,
+                         num_stages=e["num_stages"])
+        table[(e["kind"], e["n"], e["k"], e["bucket"])] = (cfg, bool(e.get("fused_quant", False)))
     return table
 
 
@@ -45,9 +46,18 @@ def _device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else ""
 
 
-def tuned_decode_config(kind: str, m: int, n: int, k: int) -> GemmConfig | None:
+def tuned_decode(kind: str, m: int, n: int, k: int) -> tuple[GemmConfig, bool] | None:
+    """The measured ``(config, fused_quant)`` for this shape and decode bucket on this GPU, if any."""
     path = os.environ.get("QLINEAR_TRITON_CONFIGS") or str(TUNED_FILE)
     return _tuned(path, _device_name()).get((kind, n, k, decode_bucket(m)))
+
+
+def fuse_block_quant(m: int, n: int, k: int) -> bool:
+    """Whether block decode quantizes x inside the GEMM: the measured choice, else up to M=16."""
+    if m > 16:
+        return False
+    tuned = tuned_decode("block", m, n, k)
+    return tuned[1] if tuned is not None else True
 
 
 def _split_k(tiles: int, k_tiles: int, target: int) -> int:
@@ -67,9 +77,9 @@ def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_
     so it wants more programs in flight (a deeper K split) than rowwise scaling does.
     """
     if m <= 64:
-        tuned = tuned_decode_config(kind, m, n, k)
+        tuned = tuned_decode(kind, m, n, k)
         if tuned is not None:
-            return tuned, True
+            return tuned[0], True
         bn = 16 if m <= 16 else (32 if m <= 32 else 64)
         k_tiles = -(-k // 128)
         if kind == "block":
