@@ -180,7 +180,7 @@ def cmd_bench(args) -> int:
         from . import e2e
 
         print(f"device: {dev}; torch {torch.__version__}; Llama-3.1-8B shape, random weights, "
-              f"{args.layers or 32} layers; decode as CUDA-graph replays, context 512")
+              f"{args.layers or 32} layers; decode steps as CUDA-graph replays")
         results = e2e.run(schemes, layers=args.layers)
         base = results[0]
         for r in results[1:]:
