@@ -138,6 +138,16 @@ def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings
         fns = [lambda w=w: torch._scaled_mm(x8, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
                for w in (w8 * (copies // len(w8) + 1))[:copies]]
         add("fp8_tensorwise_ref", "cublas (no act quant)", time_us(_rotating(fns), m), n * k)
+        if m >= 2 and m % 4 == 0 and k % 512 == 0 and n % 128 == 0:
+            # cuBLASLt blockwise (1x128 x 128x128) alone, activation quantization excluded: the
+            # reference line the block-FP8 kernels are compared with.
+            from .kernels.triton.act_quant import quantize_per_group
+
+            xq, xs = quantize_per_group(x, 128, m_major=True)
+            blocks = [quantize(w, SCHEMES["fp8_per_block"].weight) for w in weights]
+            fns = [lambda q=q: torch._scaled_mm(xq, q.data.t(), scale_a=xs, scale_b=q.scale.t(), out_dtype=torch.bfloat16)
+                   for q in (blocks * (copies // len(blocks) + 1))[:copies]]
+            add("fp8_blockwise_ref", "cublas (no act quant)", time_us(_rotating(fns), m), n * k)
         for scheme in schemes:
             qws = [quantize(w, SCHEMES[scheme].weight) for w in weights]
             for kern in candidates(scheme, m, n, k):

@@ -203,6 +203,44 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from . import bench, tuning
+    from .formats import quantize as quantize_tensor
+    from .kernels import Dispatch
+    from .layers import QuantizedLinear
+    from .layers.quantize import linear_layers
+
+    if not torch.cuda.is_available():
+        raise ValueError("qlinear tune times kernels on a CUDA GPU")
+    model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
+    ignore = tuple(args.ignore) if args.ignore else DEFAULT_IGNORE
+    from .layers.patterns import first_match
+
+    shapes = sorted({(m.out_features, m.in_features) for name, m in linear_layers(model) if first_match(name, ignore) is None})
+    del model
+    here = platform_of(torch.device("cuda"))
+    for scheme_name in _schemes(args.scheme):
+        scheme = get_scheme(scheme_name)
+        for n, k in shapes:
+            if k % scheme.k_multiple:
+                continue
+            weights = [quantize_tensor(torch.randn(n, k, device="cuda", dtype=torch.bfloat16), scheme.weight)
+                       for _ in range(bench._copies(n * k))]
+
+            def time_kernel(kernel, m):
+                layers = [QuantizedLinear(w, None, scheme, Dispatch.single(kernel), "tune") for w in weights]
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+                return bench.time_us(bench._rotating([lambda lay=lay: lay(x) for lay in layers]), m)
+
+            timings = tuning.tune_shape(scheme_name, n, k, here, time_kernel)
+            choice = tuning.fastest(timings)
+            path = tuning.record(here, scheme_name, n, k, choice)
+            for label, times in timings.items():
+                print(f"{scheme_name} {n}x{k} M {label:>7}: " + ", ".join(f"{kn} {us:.1f} us" for kn, us in sorted(times.items(), key=lambda t: t[1])))
+    print(f"choices stored in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qlinear", description="Quantized linear layers for LLM inference.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log kernel selection details")
@@ -245,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
     b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
     b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("tune", help="time the candidate kernels per M bucket for a model's shapes; cache the choices")
+    t.add_argument("--scheme", required=True, help=f"comma-separated, or 'all'; {schemes_help}")
+    t.add_argument("--model", default=None)
+    t.add_argument("--ignore", action="append", default=None)
+    t.set_defaults(func=cmd_tune)
 
     k = sub.add_parser("kernels", help="registered kernels, their schemes, and whether they run here")
     k.add_argument("--device", default="auto")

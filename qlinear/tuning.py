@@ -75,3 +75,34 @@ def record(platform: Platform, scheme: str, n: int, k: int, choices: dict[str, s
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     tmp.replace(path)
     return path
+
+
+# One representative M per dispatch bucket, timed by `qlinear tune`.
+BUCKET_SAMPLES = {"1": 1, "2-16": 16, "17-64": 64, "65-1024": 512, "1025+": 4096}
+
+
+def tune_shape(scheme: str, n: int, k: int, platform: Platform, time_kernel) -> dict[str, dict[str, float]]:
+    """Time every candidate kernel of ``scheme`` for an ``[n, k]`` layer at each bucket's sample M.
+
+    ``time_kernel(kernel_class, m) -> microseconds`` does the timing (the GPU benchmark in
+    ``qlinear tune``; tests pass their own). Returns ``{bucket: {kernel: us}}``; emulation is not a
+    candidate, and a kernel that fails to run is left out of its bucket.
+    """
+    from .kernels import all_kernels
+    from .schemes import SCHEMES
+
+    timings: dict[str, dict[str, float]] = {}
+    for label, m in BUCKET_SAMPLES.items():
+        config = LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m)
+        for kernel in all_kernels():
+            if kernel.fallback or not kernel.is_supported(platform)[0] or not kernel.can_implement(config)[0]:
+                continue
+            try:
+                timings.setdefault(label, {})[kernel.name] = time_kernel(kernel, m)
+            except Exception as err:  # noqa: BLE001 (a candidate that cannot run is simply not chosen)
+                print(f"tune: {kernel.name} failed for {scheme} {n}x{k} M={m}: {type(err).__name__}: {err}")
+    return timings
+
+
+def fastest(timings: dict[str, dict[str, float]]) -> dict[str, str]:
+    return {label: min(times, key=times.get) for label, times in timings.items() if times}

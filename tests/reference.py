@@ -49,7 +49,8 @@ def fp8_tiles_reference(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         for c in range(0, cols, tile[1]):
             t = x[r : r + tile[0], c : c + tile[1]]
             scale = float(torch.tensor(max(float(t.abs().max()), 1e-12) / 448.0, dtype=torch.float32))
-            scaled = (t.float() / torch.tensor(scale, dtype=torch.float32)).double()
+            inverse = torch.reciprocal(torch.tensor(scale, dtype=torch.float32))  # fp32 1/scale, rounded once
+            scaled = (t.float() * inverse).double()
             out[r : r + tile[0], c : c + tile[1]] = round_to_grid(scaled, grid) * scale
     return out
 

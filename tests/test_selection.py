@@ -156,3 +156,27 @@ def test_cublas_blockwise_refuses_k_block_counts_torch_gets_wrong():
     ok, reason = CublasBlockFp8Kernel.can_implement(LayerConfig(SCHEMES["fp8_per_block"], 576, 576, min_m=2))
     assert not ok and "5 128-blocks" in reason and "#166752" in reason
     assert CublasBlockFp8Kernel.can_implement(LayerConfig(SCHEMES["fp8_per_block"], 576, 1536, min_m=2)) == OK
+
+
+def test_tuned_choices_are_preferences_that_still_pass_every_check(tmp_path, monkeypatch):
+    from qlinear import tuning
+    from qlinear.kernels import select_dispatch
+
+    monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "tuned.json"))
+    here = simulated_cuda(90)
+    # A made-up timer: cuBLAS blockwise fastest at small M, Triton at large M.
+    fake = {"cublas_fp8_block": lambda m: 10.0 if m <= 64 else 30.0, "triton_fp8_block": lambda m: 20.0}
+    timings = tuning.tune_shape("fp8_per_block", 576, 1536, here, lambda kernel, m: fake[kernel.name](m))
+    assert set(timings["1"]) == {"triton_fp8_block"}  # cuBLAS blockwise cannot run M=1
+    choice = tuning.fastest(timings)
+    assert choice == {"1": "triton_fp8_block", "2-16": "cublas_fp8_block", "17-64": "cublas_fp8_block",
+                      "65-1024": "triton_fp8_block", "1025+": "triton_fp8_block"}
+    tuning.record(here, "fp8_per_block", 576, 1536, choice)
+    cfg = config("fp8_per_block")
+    assert tuning.tuned_choices(here, cfg) == choice
+    dispatch = select_dispatch(cfg, here, preferred=tuning.tuned_choices(here, cfg))
+    assert [r.selection.kernel.name for r in dispatch.routes] == [choice[r.label] for r in dispatch.routes]
+    # A preference the layer cannot take is skipped, with the reason kept.
+    bad = select_dispatch(config("fp8_per_block"), here, preferred={"1": "cublas_fp8_block"})
+    assert bad.routes[0].selection.kernel.name == "triton_fp8_block"
+    assert "M=1" in bad.routes[0].selection.rejected[0].reason

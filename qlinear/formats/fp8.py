@@ -4,8 +4,10 @@ Format: OCP 8-bit floating point spec (OFP8, 2023) E4M3 "fn" variant as in ``tor
 largest finite 448, no infinities. Rounding of the element cast is round-to-nearest-even
 (PyTorch's cast). Values beyond ±448 saturate to ±448 (the plain cast would give NaN).
 
-Scale rule (dequant multiplier, ``x ≈ q * scale``): ``scale = max(amax, 1e-12) / 448``;
-``q = saturate(x / scale)`` with true division. The 1e-12 floor only matters for all-zero tiles.
+Scale rule (dequant multiplier, ``x ≈ q * scale``): ``scale = max(amax, 1e-12) / 448`` (IEEE
+division); ``q = saturate(x * (1 / scale))`` with the fp32 reciprocal rounded once, so a fused kernel
+does one multiply per element (vLLM and DeepGEMM quantize the same way). The 1e-12 floor only
+matters for all-zero tiles.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """INT8 elements with fp32 scales: symmetric (weights, activations) and asymmetric (activations).
 
-Symmetric: ``scale = max(amax, 1e-12) / 127``, ``q = clamp(round(x / scale), -127, 127)``,
+Symmetric: ``scale = max(amax, 1e-12) / 127``, ``q = clamp(round(x * (1 / scale)), -127, 127)``,
 ``x ≈ q * scale``. The range is kept symmetric (-128 unused) so negation is exact.
 (compressed-tensors writes ``amax / 127.5`` with range [-128, 127]; readers take the scale
 from the file, they never recompute it.)
@@ -9,7 +9,8 @@ Asymmetric (per-token dynamic activations): the range is widened to include 0 so
 exact, ``scale = (max - min) / 255``, ``zero_point = clamp(round(-128 - min / scale), -128, 127)``,
 ``q = clamp(round(x / scale) + zero_point, -128, 127)``, ``x ≈ (q - zero_point) * scale``.
 
-``round`` is round-half-to-even (``torch.round``).
+``round`` is round-half-to-even (``torch.round``); ``1 / scale`` is the fp32 reciprocal, rounded once
+(one multiply per element in the fused kernels).
 """
 from __future__ import annotations
 

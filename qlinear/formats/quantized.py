@@ -107,7 +107,12 @@ def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | N
         scale = real_scale = fp8.scale_from_amax(amax)
 
     safe = torch.where(real_scale > 0, real_scale, torch.ones_like(real_scale))
-    scaled = from_tiles(tiles / per_tile(safe), shape)
+    if spec.scale_dtype == "e4m3":
+        scaled = from_tiles(tiles / per_tile(safe), shape)
+    else:
+        # Multiply by the fp32 reciprocal of the scale, as the fused GPU kernels do (one multiply per
+        # element instead of a division); exact for e8m0's powers of two.
+        scaled = from_tiles(tiles * per_tile(torch.reciprocal(safe)), shape)
     if spec.dtype == "e4m3":
         data = fp8.to_e4m3(scaled)
     elif spec.dtype == "int8":

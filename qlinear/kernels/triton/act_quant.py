@@ -5,8 +5,9 @@
 * 1xG group FP8 e4m3 (G = 128 for the block recipe): one scale per G elements of a row,
   ragged last group allowed (its scale covers only real elements).
 
-The numbers are bit-identical to :func:`qlinear.formats.quantize` (same fp32 operations in the same
-order); the GPU tests check that. Scales can be written row-major ``[M, G]`` or M-major
+The numbers are bit-identical to :func:`qlinear.formats.quantize` (same fp32 operations: IEEE
+``scale = amax / qmax``, one rounded reciprocal, one multiply per element); the tests check that on
+the GPU and under the CPU interpreter. Scales can be written row-major ``[M, G]`` or M-major
 (``[G, M]`` storage viewed as ``[M, G]``, what cuBLASLt blockwise wants).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import triton.language as tl
 
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
-from .numerics import round_half_even, round_to_e4m3
+from .numerics import INTERPRETED, round_half_even, to_e4m3
 
 
 @triton.jit
@@ -25,7 +26,7 @@ def _quant_groups_kernel(
     x_ptr, q_ptr, s_ptr, M, K,
     stride_xm, stride_qm, stride_sm, stride_sg,
     GROUP: tl.constexpr, GROUPS_PER_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr,
-    QMAX: tl.constexpr, FLOOR: tl.constexpr,
+    QMAX: tl.constexpr, FLOOR: tl.constexpr, EXPLICIT: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -36,8 +37,8 @@ def _quant_groups_kernel(
     x = tl.load(x_ptr + rows[:, None, None] * stride_xm + cols[None, :, :], mask=mask, other=0.0).to(tl.float32)
     amax = tl.max(tl.abs(x), axis=2)  # [BLOCK_M, G]
     scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
-    q = round_to_e4m3(tl.math.div_rn(x, scale[:, :, None]))
-    tl.store(q_ptr + rows[:, None, None] * stride_qm + cols[None, :, :], q.to(q_ptr.dtype.element_ty), mask=mask)
+    q = to_e4m3(x * tl.math.div_rn(1.0, scale)[:, :, None], EXPLICIT)
+    tl.store(q_ptr + rows[:, None, None] * stride_qm + cols[None, :, :], q, mask=mask)
     smask = (rows[:, None] < M) & (groups[None, :] * GROUP < K)
     tl.store(s_ptr + rows[:, None] * stride_sm + groups[None, :] * stride_sg, scale, mask=smask)
 
@@ -46,7 +47,7 @@ def _quant_groups_kernel(
 def _quant_rows_kernel(
     x_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_qm,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, QMAX: tl.constexpr, FLOOR: tl.constexpr,
-    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr,
+    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr, EXPLICIT: tl.constexpr,
 ):
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -56,12 +57,12 @@ def _quant_rows_kernel(
         m = rmask[:, None] & (cols[None, :] < K)
         x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
         scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), FLOOR), QMAX)
-        v = tl.math.div_rn(x, scale[:, None])
+        v = x * tl.math.div_rn(1.0, scale)[:, None]
         if IS_INT:
-            q = tl.clamp(round_half_even(v), -QMAX, QMAX)
+            q = tl.clamp(round_half_even(v), -QMAX, QMAX).to(tl.int8)
         else:
-            q = round_to_e4m3(v)
-        tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q.to(q_ptr.dtype.element_ty), mask=m)
+            q = to_e4m3(v, EXPLICIT)
+        tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)
     else:  # rows longer than one tile: pass 1 finds the amax, pass 2 re-reads (from L2) and quantizes
         amax = tl.zeros([BLOCK_M], dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
@@ -70,16 +71,17 @@ def _quant_rows_kernel(
             x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
             amax = tl.maximum(amax, tl.max(tl.abs(x), axis=1))
         scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
+        inverse = tl.math.div_rn(1.0, scale)
         for k0 in range(0, K, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             m = rmask[:, None] & (cols[None, :] < K)
             x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
-            v = tl.math.div_rn(x, scale[:, None])
+            v = x * inverse[:, None]
             if IS_INT:
-                q = tl.clamp(round_half_even(v), -QMAX, QMAX)
+                q = tl.clamp(round_half_even(v), -QMAX, QMAX).to(tl.int8)
             else:
-                q = round_to_e4m3(v)
-            tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q.to(q_ptr.dtype.element_ty), mask=m)
+                q = to_e4m3(v, EXPLICIT)
+            tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)
     tl.store(s_ptr + rows, scale, mask=rmask)
 
 
@@ -101,6 +103,7 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     _quant_rows_kernel[(triton.cdiv(m, block_m),)](
         x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=block_k,
         QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int, ONE_PASS=one_pass,
+        EXPLICIT=INTERPRETED,
         num_warps=8 if block_m * block_k >= 8192 else 4,
     )
     return q, s
@@ -122,6 +125,7 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     grid = (triton.cdiv(m, block_m), triton.cdiv(groups, gpb))
     _quant_groups_kernel[grid](
         x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
-        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, num_warps=8,
+        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR,
+        EXPLICIT=INTERPRETED, num_warps=8,
     )
     return q, s

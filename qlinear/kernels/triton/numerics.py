@@ -1,13 +1,17 @@
-"""Rounding helpers shared by the Triton kernels, written as explicit fp32 arithmetic.
+"""Rounding helpers shared by the Triton kernels.
 
-The e4m3 rounding is done before the cast (the cast then only changes the type), so the result
-is the same under the compiler and under ``TRITON_INTERPRET=1``, whose fp32->fp8 cast does not
-carry a mantissa overflow into the exponent (7.96 became 4.0 in Triton 3.6).
+Compiled, the fp32 -> e4m3 cast is the hardware's round-to-nearest-even with saturation. Under
+``TRITON_INTERPRET=1`` the cast does not carry a mantissa overflow into the exponent (7.96 became
+4.0 in Triton 3.6), so there the value is rounded with explicit fp32 arithmetic first; both give
+the same bits (tests compare both against :mod:`qlinear.formats`).
 """
+import os
+
 import triton
 import triton.language as tl
 
 RNE_MAGIC = tl.constexpr(12582912.0)  # 1.5 * 2**23
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit
@@ -29,3 +33,11 @@ def round_to_e4m3(v):
     step = ((step_exp + 127) << 23).to(tl.float32, bitcast=True)
     inv_step = ((127 - step_exp) << 23).to(tl.float32, bitcast=True)
     return round_half_even(v * inv_step) * step
+
+
+@triton.jit
+def to_e4m3(v, EXPLICIT: tl.constexpr):
+    """Saturating round-to-nearest-even cast of fp32 ``v`` to e4m3 (``EXPLICIT`` under the interpreter)."""
+    if EXPLICIT:
+        return round_to_e4m3(v).to(tl.float8e4nv)
+    return tl.clamp(v, -448.0, 448.0).to(tl.float8e4nv)

@@ -20,7 +20,6 @@ float32 buffer (not batch-invariant). Ragged M, N and K are masked.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +27,7 @@ import triton
 import triton.language as tl
 
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
-from .numerics import round_to_e4m3
+from .numerics import INTERPRETED, to_e4m3
 
 _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _E4M3_MAX = tl.constexpr(E4M3_MAX)
@@ -60,15 +59,16 @@ def _scale_vector(ptr, idx, kt, stride_r, stride_k, MODE: tl.constexpr, ROWS: tl
 
 
 @triton.jit
-def _quantize_tile(t, axis: tl.constexpr, to_dtype: tl.constexpr):
+def _quantize_tile(t, axis: tl.constexpr, EXPLICIT: tl.constexpr):
     """Dynamic e4m3 quantization of a tile along ``axis`` (one 1 x BLOCK_K group); returns (q, scale)."""
     tf = t.to(tl.float32)
     scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(tf), axis=axis), _AMAX_FLOOR), _E4M3_MAX)
+    inverse = tl.math.div_rn(1.0, scale)
     if axis == 1:
-        q = round_to_e4m3(tl.math.div_rn(tf, scale[:, None]))
+        q = to_e4m3(tf * inverse[:, None], EXPLICIT)
     else:
-        q = round_to_e4m3(tl.math.div_rn(tf, scale[None, :]))
-    return q.to(to_dtype), scale
+        q = to_e4m3(tf * inverse[None, :], EXPLICIT)
+    return q, scale
 
 
 @triton.jit
@@ -79,7 +79,7 @@ def _scaled_gemm_kernel(
     A_SCALE: tl.constexpr, A_SCALE_ROWS: tl.constexpr, B_SCALE: tl.constexpr, B_SCALE_ROWS: tl.constexpr,
     QUANT: tl.constexpr, BIAS: tl.constexpr, ACC_INT: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr,
+    GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, EXPLICIT_ROUNDING: tl.constexpr,
 ):
     """C[M, N] = sum_k A[M, k] B[N, k] * scales. Scale modes per operand: 0 one value, 1 one per row,
     2 one per (row // ROWS, K-tile). QUANT: 1 quantizes A, 2 quantizes B per 1 x BLOCK_K group in
@@ -122,11 +122,11 @@ def _scaled_gemm_kernel(
             b = tl.load(b_ptrs + k0, mask=kmask[:, None], other=0.0)
         if PER_K:
             if QUANT == 1:
-                a, sa = _quantize_tile(a, 1, b.dtype)
+                a, sa = _quantize_tile(a, 1, EXPLICIT_ROUNDING)
             else:
                 sa = _scale_vector(as_ptr, rows, kt, stride_asm, stride_ask, A_SCALE, A_SCALE_ROWS, BLOCK_M)
             if QUANT == 2:
-                b, sb = _quantize_tile(b, 0, a.dtype)
+                b, sb = _quantize_tile(b, 0, EXPLICIT_ROUNDING)
             else:
                 sb = _scale_vector(bs_ptr, cols, kt, stride_bsn, stride_bsk, B_SCALE, B_SCALE_ROWS, BLOCK_N)
             acc += tl.dot(a, b) * (sa[:, None] * sb[None, :])
@@ -163,7 +163,6 @@ def _strides(t: torch.Tensor) -> tuple[int, int]:
 
 # Triton 3.6's CPU interpreter truncates fp32 -> bf16 in stores instead of rounding; under it the
 # product is stored in float32 and rounded by PyTorch (compiled kernels round in the store).
-_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 _MODES = {"tensor": 0, "token": 1, "channel": 1, "group": 2, "block": 2}
 
@@ -208,7 +207,7 @@ def scaled_gemm(
     if (am == 2 or bm == 2) and config.block_k != 128:
         raise ValueError(f"group/block scales need block_k == 128, config has {config.block_k}")
     is_int = b.dtype == torch.int8
-    if config.split_k > 1 or _INTERPRETED:
+    if config.split_k > 1 or INTERPRETED:
         c = torch.zeros((m, n), device=a.device, dtype=torch.float32)
     else:
         c = torch.empty((m, n), device=a.device, dtype=out_dtype)
@@ -229,7 +228,7 @@ def scaled_gemm(
         A_SCALE=first["mode"], A_SCALE_ROWS=first["rows"], B_SCALE=second["mode"], B_SCALE_ROWS=second["rows"],
         QUANT=quant, BIAS=bias_mode, ACC_INT=is_int, EVEN_K=k % config.block_k == 0,
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-        GROUP_M=config.group_m, SPLIT_K=config.split_k,
+        GROUP_M=config.group_m, SPLIT_K=config.split_k, EXPLICIT_ROUNDING=INTERPRETED,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )
     return c if c.dtype == out_dtype else c.to(out_dtype)
