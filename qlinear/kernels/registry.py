@@ -85,16 +85,19 @@ class Selection:
         kernel: the chosen kernel class.
         rejected: every candidate tried before it, in priority order, with its reason.
         forced: the backend/kernel name the user forced, if any.
+        measured: True when the kernel won as the measured choice of ``qlinear tune`` (tried first).
     """
 
     kernel: type[LinearKernel]
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
     forced: str | None = None
+    measured: bool = False
 
     def to_dict(self) -> dict:
         return {
             "kernel": self.kernel.name,
             "forced": self.forced,
+            "measured": self.measured,
             "rejected": [{"kernel": r.kernel, "reason": r.reason} for r in self.rejected],
         }
 
@@ -162,7 +165,7 @@ def select_kernel(
     for kernel in pool:
         reason = _verdict(kernel, config, platform, disabled_set)
         if not reason:
-            selection = Selection(kernel, tuple(rejected), backend)
+            selection = Selection(kernel, tuple(rejected), backend, measured=kernel.name == prefer)
             _warn_if_fallback(selection, config, platform)
             return selection
         rejected.append(Rejection(kernel.name, reason))

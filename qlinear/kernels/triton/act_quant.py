@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
-from .numerics import INTERPRETED, round_half_even, to_e4m3
+from .numerics import INTERPRETED, rint, to_e4m3
 
 
 @triton.jit
@@ -59,7 +59,7 @@ def _quant_rows_kernel(
         scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), FLOOR), QMAX)
         v = x * tl.math.div_rn(1.0, scale)[:, None]
         if IS_INT:
-            q = tl.clamp(round_half_even(v), -QMAX, QMAX).to(tl.int8)
+            q = tl.clamp(rint(v, EXPLICIT), -QMAX, QMAX).to(tl.int8)
         else:
             q = to_e4m3(v, EXPLICIT)
         tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)
@@ -78,7 +78,7 @@ def _quant_rows_kernel(
             x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
             v = x * inverse[:, None]
             if IS_INT:
-                q = tl.clamp(round_half_even(v), -QMAX, QMAX).to(tl.int8)
+                q = tl.clamp(rint(v, EXPLICIT), -QMAX, QMAX).to(tl.int8)
             else:
                 q = to_e4m3(v, EXPLICIT)
             tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)

@@ -9,6 +9,7 @@ import os
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 RNE_MAGIC = tl.constexpr(12582912.0)  # 1.5 * 2**23
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -16,8 +17,20 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 @triton.jit
 def round_half_even(v):
-    """Round fp32 ``v`` (|v| < 2**22) to an integer, ties to even, by the fp32 adder's own rounding."""
+    """Round fp32 ``v`` (|v| < 2**22) to an integer, ties to even, by the fp32 adder's own rounding.
+
+    Only for values that are already rounded: compiled, ``x * s + MAGIC`` would be contracted into
+    one FMA and round differently, so compiled kernels call :func:`rint` instead.
+    """
     return (v + RNE_MAGIC) - RNE_MAGIC
+
+
+@triton.jit
+def rint(v, EXPLICIT: tl.constexpr):
+    """Round to the nearest integer, ties to even (libdevice ``rint`` compiled; the interpreter lacks it)."""
+    if EXPLICIT:
+        return round_half_even(v)
+    return libdevice.rint(v)
 
 
 @triton.jit
