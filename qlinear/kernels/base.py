@@ -107,6 +107,15 @@ class LinearKernel(ABC):
         """``x [M, K]`` (bf16/fp16/fp32) -> ``[M, N]`` in ``x.dtype``."""
 
 
+def require_cuda(platform: Platform, capability: int, what: str) -> Verdict:
+    """OK on an NVIDIA GPU of at least ``capability`` (``major*10+minor``); else why not, naming ``what``."""
+    if platform.kind != "cuda":
+        return False, f"needs an NVIDIA GPU, platform is {platform.describe()}"
+    if not platform.cuda_at_least(capability):
+        return False, f"needs {what} (sm_{capability}+), {platform.describe()} has none"
+    return OK
+
+
 def spec_mismatch(config: LayerConfig, accepted: str, ok: bool) -> Verdict:
     """A uniform rejection message: the scheme's specs against what the kernel accepts."""
     if ok:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..platform import BLOCKWISE_FP8_CUBLAS, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda, spec_mismatch
 from .padding import pad_2d, round_up
 from .triton_w8a8 import TritonFp8BlockKernel, _triton_error
 
@@ -29,8 +29,9 @@ class CublasBlockFp8Kernel(LinearKernel):
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
-        if platform.kind != "cuda":
-            return False, f"needs an NVIDIA GPU, platform is {platform.describe()}"
+        ok, reason = require_cuda(platform, BLOCKWISE_FP8_CUBLAS, "cuBLASLt blockwise FP8")
+        if not ok:
+            return ok, reason
         if platform.capability != BLOCKWISE_FP8_CUBLAS:
             return False, f"cuBLASLt blockwise FP8 scaling exists on sm_90 only, {platform.describe()}"
         error = _triton_error()

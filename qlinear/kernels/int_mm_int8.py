@@ -11,7 +11,7 @@ import torch
 
 from ..formats import quantize
 from ..platform import INT8_TENSOR_CORES, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda, spec_mismatch
 from .padding import pad_2d, round_up
 
 ALIGN = 8
@@ -27,11 +27,7 @@ class IntMMInt8Kernel(LinearKernel):
     def is_supported(cls, platform: Platform) -> Verdict:
         if platform.kind == "cpu":
             return OK
-        if platform.kind != "cuda":
-            return False, f"needs a CUDA GPU or the CPU, platform is {platform.describe()}"
-        if not platform.cuda_at_least(INT8_TENSOR_CORES):
-            return False, f"needs INT8 tensor cores (sm_{INT8_TENSOR_CORES}+), {platform.describe()} has none"
-        return OK
+        return require_cuda(platform, INT8_TENSOR_CORES, "INT8 tensor cores")
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:

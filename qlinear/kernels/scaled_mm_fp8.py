@@ -18,7 +18,7 @@ import torch
 
 from ..formats import quantize
 from ..platform import FP8_TENSOR_CORES, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda, spec_mismatch
 from .padding import pad_2d, round_up
 from .triton_w8a8 import _triton_error
 
@@ -88,10 +88,9 @@ class CublasFp8Kernel(_ScaledMMFp8):
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
-        if platform.kind != "cuda":
-            return False, f"needs an NVIDIA GPU, platform is {platform.describe()}"
-        if not platform.cuda_at_least(FP8_TENSOR_CORES):
-            return False, f"needs FP8 tensor cores (sm_{FP8_TENSOR_CORES}+), {platform.describe()} has none"
+        ok, reason = require_cuda(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
+        if not ok:
+            return ok, reason
         if not hasattr(torch, "_scaled_mm"):
             return False, f"torch {torch.__version__} has no torch._scaled_mm"
         return OK

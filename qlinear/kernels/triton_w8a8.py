@@ -15,7 +15,7 @@ import functools
 import torch
 
 from ..platform import FP8_TENSOR_CORES, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda, spec_mismatch
 from .modes import batch_invariant_mode
 
 INT8_TRITON_MIN_CAPABILITY = 80  # Triton's int8 tl.dot lowers to mma.sync on Ampere and newer
@@ -31,10 +31,9 @@ def _triton_error() -> str:
 
 
 def _cuda_triton(platform: Platform, capability: int, what: str) -> Verdict:
-    if platform.kind != "cuda":
-        return False, f"needs an NVIDIA GPU, platform is {platform.describe()}"
-    if not platform.cuda_at_least(capability):
-        return False, f"needs {what} (sm_{capability}+), {platform.describe()} has none"
+    ok, reason = require_cuda(platform, capability, what)
+    if not ok:
+        return ok, reason
     error = _triton_error()
     return (False, error) if error else OK
 
@@ -102,43 +101,44 @@ def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
                        config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
 
 
-class TritonFp8RowwiseKernel(_TritonW8A8):
+class _TritonRowwise(_TritonW8A8):
+    """Per-channel weight x dynamic per-token activation, both of ``element`` type; scales in the epilogue."""
+
+    element: str
+    torch_dtype: torch.dtype
+    min_capability: int
+    hardware: str
+    weight_granularities: tuple[str, ...] = ("channel",)
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, cls.min_capability, cls.hardware)
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+        ok = (
+            w.dtype == cls.element and w.granularity in cls.weight_granularities and w.scale_dtype == "fp32"
+            and w.symmetric and a is not None and a.dtype == cls.element and a.granularity == "token"
+            and a.dynamic and a.symmetric
+        )
+        weights = "/".join(cls.weight_granularities)
+        return spec_mismatch(config, f"{cls.element} per-{weights} weights with dynamic per-token {cls.element} activations", ok)
+
+    def apply(self, layer, x, bias):
+        return _rowwise_apply(self, layer, x, bias, self.torch_dtype)
+
+
+class TritonFp8RowwiseKernel(_TritonRowwise):
     name = "triton_fp8_rowwise"
     summary = "Triton FP8 per-channel/per-tensor W x dynamic per-token A (fused per-token quantization)"
-
-    @classmethod
-    def is_supported(cls, platform: Platform) -> Verdict:
-        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
-
-    @classmethod
-    def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        ok = (
-            w.dtype == "e4m3" and w.granularity in ("channel", "tensor") and w.scale_dtype == "fp32"
-            and a is not None and a.dtype == "e4m3" and a.granularity == "token" and a.dynamic
-        )
-        return spec_mismatch(config, "e4m3 per-channel/per-tensor weights with dynamic per-token e4m3 activations", ok)
-
-    def apply(self, layer, x, bias):
-        return _rowwise_apply(self, layer, x, bias, torch.float8_e4m3fn)
+    element, torch_dtype = "e4m3", torch.float8_e4m3fn
+    min_capability, hardware = FP8_TENSOR_CORES, "FP8 tensor cores"
+    weight_granularities = ("channel", "tensor")
 
 
-class TritonInt8Kernel(_TritonW8A8):
+class TritonInt8Kernel(_TritonRowwise):
     name = "triton_int8"
     summary = "Triton INT8 W8A8: per-channel W x dynamic per-token A, int32 accumulation"
-
-    @classmethod
-    def is_supported(cls, platform: Platform) -> Verdict:
-        return _cuda_triton(platform, INT8_TRITON_MIN_CAPABILITY, "INT8 mma in Triton")
-
-    @classmethod
-    def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        ok = (
-            w.dtype == "int8" and w.granularity == "channel" and w.symmetric
-            and a is not None and a.dtype == "int8" and a.granularity == "token" and a.dynamic and a.symmetric
-        )
-        return spec_mismatch(config, "symmetric int8 per-channel weights with dynamic per-token int8 activations", ok)
-
-    def apply(self, layer, x, bias):
-        return _rowwise_apply(self, layer, x, bias, torch.int8)
+    element, torch_dtype = "int8", torch.int8
+    min_capability, hardware = INT8_TRITON_MIN_CAPABILITY, "INT8 mma in Triton"
