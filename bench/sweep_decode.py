@@ -2,8 +2,7 @@
 
     PYTHONPATH=. python3 bench/sweep_decode.py OUT.json [block,rowwise]
 
-Times the whole kernel path (activation quantization included, inside the GEMM or as a separate
-pass, whichever is faster) as CUDA-graph replays, with the
+Times the whole kernel path (activation quantization included) as CUDA-graph replays, with the
 weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"). OUT.json has the
 format of qlinear/kernels/triton/tuned_decode.json; copy it there to ship it.
 """
@@ -52,10 +51,7 @@ def main():
                 q = weights[kind][next(it) % copies]
                 if kind == "block" and fuse:
                     return scaled_gemm(x, q.data, None, q.scale, a_mode="group", b_mode="block", config=cfg,
-                                       quant_a="group", swap_ab=True)
-                if fuse:
-                    return scaled_gemm(x, q.data, None, q.scale, a_mode="token", b_mode="channel", config=cfg,
-                                       quant_a="token", swap_ab=True)
+                                       quant_a=True, swap_ab=True)
                 if kind == "block":
                     xq, s = quantize_per_group(x, 128)
                     return scaled_gemm(xq, q.data, s, q.scale, a_mode="group", b_mode="block", config=cfg, swap_ab=True)
@@ -63,8 +59,8 @@ def main():
                 return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True)
 
             best = None
-            # Decode can quantize x inside the GEMM (one launch) or in a separate pass first.
-            fusions = (True, False) if m <= 16 else (False,)
+            # Block decode can quantize x inside the GEMM (one launch) or in a separate pass first.
+            fusions = (True, False) if kind == "block" and m <= 16 else (False,)
             for cfg, fuse in itertools.product(candidates(kind, m), fusions):
                 try:
                     us = 1000 * triton.testing.do_bench_cudagraph(lambda: run(cfg, fuse), rep=20, return_mode="median")

@@ -84,7 +84,7 @@ class TritonFp8BlockKernel(_TritonW8A8):
         # which cost 3x at M=64 on an H200): configs.fuse_block_quant holds the measured choice.
         if batch_invariant_mode() or fuse_block_quant(m, self.config.out_features, self.config.in_features):
             return scaled_gemm(x, layer.weight, None, layer.weight_scale, a_mode="group", b_mode="block",
-                               config=cfg, out_dtype=x.dtype, bias=bias, quant_a="group", swap_ab=swap)
+                               config=cfg, out_dtype=x.dtype, bias=bias, quant_a=True, swap_ab=swap)
         q, s = quantize_per_group(x, 128)
         return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="group", b_mode="block",
                            config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
@@ -94,16 +94,9 @@ def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
     from .triton.act_quant import quantize_per_token
     from .triton.scaled_gemm import scaled_gemm
 
-    from .triton.configs import fuse_token_quant
-
-    m = x.shape[0]
-    cfg, swap = kernel.config_for(m)
-    b_mode = "tensor" if kernel.config.scheme.weight.granularity == "tensor" else "channel"
-    if swap and fuse_token_quant(m, kernel.config.out_features, kernel.config.in_features):
-        # Decode: the few token rows are quantized inside the GEMM (one launch instead of two).
-        return scaled_gemm(x.contiguous(), layer.weight, None, layer.weight_scale, a_mode="token", b_mode=b_mode,
-                           config=cfg, out_dtype=x.dtype, bias=bias, quant_a="token", swap_ab=True)
+    cfg, swap = kernel.config_for(x.shape[0])
     q, s = quantize_per_token(x.contiguous(), dtype)
+    b_mode = "tensor" if kernel.config.scheme.weight.granularity == "tensor" else "channel"
     return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="token", b_mode=b_mode,
                        config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
 

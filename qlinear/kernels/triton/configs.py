@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-from ..modes import batch_invariant_mode
 from .scaled_gemm import GemmConfig
 
 SM_COUNT_HOPPER = 132
@@ -51,14 +50,6 @@ def tuned_decode(kind: str, m: int, n: int, k: int) -> tuple[GemmConfig, bool] |
     """The measured ``(config, fused_quant)`` for this shape and decode bucket on this GPU, if any."""
     path = os.environ.get("QLINEAR_TRITON_CONFIGS") or str(TUNED_FILE)
     return _tuned(path, _device_name()).get((kind, n, k, decode_bucket(m)))
-
-
-def fuse_token_quant(m: int, n: int, k: int) -> bool:
-    """Whether rowwise decode quantizes its tokens inside the GEMM: only where measured faster."""
-    if m > 16 or batch_invariant_mode():
-        return False
-    tuned = tuned_decode("rowwise", m, n, k)
-    return tuned is not None and tuned[1]
 
 
 def fuse_block_quant(m: int, n: int, k: int) -> bool:

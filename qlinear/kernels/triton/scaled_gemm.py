@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
-from .numerics import INTERPRETED, rint, to_e4m3
+from .numerics import INTERPRETED, to_e4m3
 
 _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _E4M3_MAX = tl.constexpr(E4M3_MAX)
@@ -77,14 +77,13 @@ def _scaled_gemm_kernel(
     M, N, K,
     stride_am, stride_bn, stride_cm, stride_cn, stride_asm, stride_ask, stride_bsn, stride_bsk,
     A_SCALE: tl.constexpr, A_SCALE_ROWS: tl.constexpr, B_SCALE: tl.constexpr, B_SCALE_ROWS: tl.constexpr,
-    QUANT: tl.constexpr, QMAX: tl.constexpr, BIAS: tl.constexpr, ACC_INT: tl.constexpr, EVEN_K: tl.constexpr,
+    QUANT: tl.constexpr, BIAS: tl.constexpr, ACC_INT: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, EXPLICIT_ROUNDING: tl.constexpr,
 ):
     """C[M, N] = sum_k A[M, k] B[N, k] * scales. Scale modes per operand: 0 one value, 1 one per row,
     2 one per (row // ROWS, K-tile). QUANT: 1 quantizes A, 2 quantizes B per 1 x BLOCK_K group in
-    registers; 3 quantizes B per row over all of K (a prologue finds each row's amax), to e4m3 or,
-    with ACC_INT, to int8 (QMAX 448 or 127). BIAS: 0 none, 1 per column of C, 2 per row of C."""
+    registers. BIAS: 0 none, 1 per column of C, 2 per row of C."""
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     # Grouped tile order: GROUP_M row-tiles share each column-tile of B while it is in L2.
@@ -108,17 +107,7 @@ def _scaled_gemm_kernel(
     per_split = tl.cdiv(k_tiles, SPLIT_K)
     k_first = pid_k * per_split
     k_last = tl.minimum(k_first + per_split, k_tiles)
-    PER_K: tl.constexpr = (A_SCALE == 2) or (B_SCALE == 2) or (QUANT == 1) or (QUANT == 2)
-    if QUANT == 3:
-        # Per-token scales of B need each row's amax over the whole K before the first MMA; B is a
-        # few decode tokens (kilobytes), so every program re-reads it from L2.
-        b_amax = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for kt in range(0, tl.cdiv(K, BLOCK_K)):
-            kmask = offs_k < K - kt * BLOCK_K
-            bt = tl.load(b_ptrs + kt * BLOCK_K, mask=kmask[:, None], other=0.0).to(tl.float32)
-            b_amax = tl.maximum(b_amax, tl.max(tl.abs(bt), axis=0))
-        b_token_scale = tl.math.div_rn(tl.maximum(b_amax, _AMAX_FLOOR), QMAX)
-        b_inverse = tl.math.div_rn(1.0, b_token_scale)
+    PER_K: tl.constexpr = (A_SCALE == 2) or (B_SCALE == 2) or (QUANT != 0)
     ACC: tl.constexpr = tl.int32 if ACC_INT else tl.float32
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
@@ -142,12 +131,6 @@ def _scaled_gemm_kernel(
                 sb = _scale_vector(bs_ptr, cols, kt, stride_bsn, stride_bsk, B_SCALE, B_SCALE_ROWS, BLOCK_N)
             acc += tl.dot(a, b) * (sa[:, None] * sb[None, :])
         else:
-            if QUANT == 3:
-                bq = b.to(tl.float32) * b_inverse[None, :]
-                if ACC_INT:
-                    b = tl.clamp(rint(bq, EXPLICIT_ROUNDING), -QMAX, QMAX).to(tl.int8)
-                else:
-                    b = to_e4m3(bq, EXPLICIT_ROUNDING)
             acc = tl.dot(a, b, acc, out_dtype=ACC)
 
     out = acc.to(tl.float32)
@@ -155,9 +138,7 @@ def _scaled_gemm_kernel(
         out = out * tl.load(as_ptr)
     elif A_SCALE == 1:
         out = out * tl.load(as_ptr + rows * stride_asm)[:, None]
-    if QUANT == 3:
-        out = out * b_token_scale[None, :]
-    elif B_SCALE == 0:
+    if B_SCALE == 0:
         out = out * tl.load(bs_ptr)
     elif B_SCALE == 1:
         out = out * tl.load(bs_ptr + cols * stride_bsn)[None, :]
@@ -197,7 +178,7 @@ def scaled_gemm(
     config: GemmConfig,
     out_dtype: torch.dtype = torch.bfloat16,
     bias: torch.Tensor | None = None,
-    quant_a: str | None = None,
+    quant_a: bool = False,
     swap_ab: bool = False,
 ) -> torch.Tensor:
     """``[M, N]`` of ``out_dtype``: the scaled product of activations ``a [M, K]`` and weight ``b [N, K]``.
@@ -211,9 +192,7 @@ def scaled_gemm(
             ``block`` ``[ceil(N/128), ceil(K/128)]``).
         config: tile sizes, in the kernel's frame (with ``swap_ab`` its M is the weight's N);
             ``block_k`` must be 128 for group/block modes.
-        quant_a: quantize ``a`` (bf16/fp16/fp32) inside the kernel: ``"group"`` per 1 x 128 group to
-            e4m3, or ``"token"`` per row over all of K (to e4m3, or to int8 when ``b`` is int8; needs
-            ``swap_ab``). Same rounding as :mod:`qlinear.formats`, so the result equals quantizing first.
+        quant_a: quantize ``a`` per 1 x 128 group to e4m3 inside the kernel (implies ``a_mode='group'``).
         swap_ab: compute ``C^T = b @ a^T`` (decode: the weight's rows fill the MMA's large M side,
             the few tokens its small N side, so Hopper's wgmma applies even at M=1).
 
@@ -222,10 +201,8 @@ def scaled_gemm(
     """
     m, k = a.shape
     n = b.shape[0]
-    if quant_a == "token" and not swap_ab:
-        raise ValueError("per-token quantization inside the GEMM needs swap_ab (the tokens on the N side)")
     if quant_a:
-        a_mode = quant_a
+        a_mode = "group"
     am, bm = _MODES[a_mode], _MODES[b_mode]
     if (am == 2 or bm == 2) and config.block_k != 128:
         raise ValueError(f"group/block scales need block_k == 128, config has {config.block_k}")
@@ -240,7 +217,7 @@ def scaled_gemm(
     first, second = (w_side, x_side) if swap_ab else (x_side, w_side)
     kernel_m, kernel_n = first["rows_n"], second["rows_n"]
     c_strides = (c.stride(1), c.stride(0)) if swap_ab else (c.stride(0), c.stride(1))
-    quant = {None: 0, "group": 2 if swap_ab else 1, "token": 3}[quant_a]
+    quant = 0 if not quant_a else (2 if swap_ab else 1)
     bias_mode = 0 if bias is None else (2 if swap_ab else 1)
     grid = (triton.cdiv(kernel_m, config.block_m) * triton.cdiv(kernel_n, config.block_n), config.split_k)
     _scaled_gemm_kernel[grid](
@@ -249,7 +226,7 @@ def scaled_gemm(
         first["ptr"].stride(0), second["ptr"].stride(0), *c_strides,
         *_strides(first["scale"]), *_strides(second["scale"]),
         A_SCALE=first["mode"], A_SCALE_ROWS=first["rows"], B_SCALE=second["mode"], B_SCALE_ROWS=second["rows"],
-        QUANT=quant, QMAX=127.0 if is_int else 448.0, BIAS=bias_mode, ACC_INT=is_int, EVEN_K=k % config.block_k == 0,
+        QUANT=quant, BIAS=bias_mode, ACC_INT=is_int, EVEN_K=k % config.block_k == 0,
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         GROUP_M=config.group_m, SPLIT_K=config.split_k, EXPLICIT_ROUNDING=INTERPRETED,
         num_warps=config.num_warps, num_stages=config.num_stages,
