@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..platform import BLOCKWISE_FP8_CUBLAS, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda, spec_mismatch
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda
 from .padding import pad_2d, round_up
 from .triton_w8a8 import TritonFp8BlockKernel, _triton_error
 

@@ -8,6 +8,7 @@ from ..formats import QuantizedTensor, quantize
 from ..kernels import Dispatch, LayerConfig, select_dispatch
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
+from ..tuning import tuned_choices
 
 
 class SchemeNotApplicable(ValueError):
@@ -94,7 +95,7 @@ class QuantizedLinear(nn.Module):
         check_applicable(name, weight.shape, scheme)
         check_finite(name, weight)
         config = LayerConfig(scheme, weight.shape[0], weight.shape[1], linear.bias is not None, name)
-        dispatch = select_dispatch(config, platform or platform_of(weight.device), backend=backend, disabled=disabled)
+        dispatch = choose_dispatch(config, platform or platform_of(weight.device), backend=backend, disabled=disabled)
         return cls(quantize(weight, scheme.weight), linear.bias, scheme, dispatch, name)
 
     def quantized_weight(self) -> QuantizedTensor:
@@ -123,6 +124,13 @@ class QuantizedLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"scheme={self.scheme.name}, kernels={self.dispatch.kernel_names()}, bias={self.bias is not None}"
         )
+
+
+def choose_dispatch(config: LayerConfig, platform: Platform, *, backend: str | None = None,
+                    disabled: tuple[str, ...] | list[str] = ()) -> Dispatch:
+    """The one way a layer gets its kernels: per-bucket selection, measured choices tried first."""
+    return select_dispatch(config, platform, backend=backend, disabled=disabled,
+                           preferred=tuned_choices(platform, config))
 
 
 def check_applicable(name: str, shape: torch.Size | tuple[int, int], scheme: Scheme) -> None:

@@ -11,11 +11,10 @@ from tqdm.auto import tqdm
 
 from ..formats import dequantize, sqnr_db
 from ..formats import quantize as quantize_tensor
-from ..kernels import Dispatch, LayerConfig, select_dispatch
+from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
-from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite
-from ..tuning import tuned_choices
+from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite, choose_dispatch
 from .patterns import first_match
 
 DEFAULT_IGNORE = ("lm_head",)
@@ -139,8 +138,7 @@ def plan(
             continue
         where = platform or platform_of(mod.weight.device)
         config = LayerConfig(scheme, n, k, mod.bias is not None, name)
-        dispatch = select_dispatch(config, where, backend=backend, disabled=disabled, preferred=tuned_choices(where, config))
-        plans.append(LayerPlan(name, n, k, "quantize", dispatch=dispatch))
+        plans.append(LayerPlan(name, n, k, "quantize", dispatch=choose_dispatch(config, where, backend=backend, disabled=disabled)))
     return plans
 
 
