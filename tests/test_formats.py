@@ -206,3 +206,20 @@ def test_every_scheme_weight_sqnr_is_sane(name):
     sqnr = 10 * math.log10(float(w.pow(2).sum() / (w - d).pow(2).sum()))
     low = 15 if SCHEMES[name].weight.dtype == "e2m1" else 28
     assert low < sqnr < 60
+
+
+@pytest.mark.parametrize("name", list(SCHEMES))
+def test_quantizing_in_row_chunks_is_identical_to_whole(name):
+    from qlinear.formats import quantize_in_row_chunks, sqnr_db
+
+    spec = SCHEMES[name].weight
+    w = (torch.randn(300, 256, generator=torch.Generator().manual_seed(3)) * 0.05).to(torch.bfloat16)
+    w[290, 7] = 1.5  # the tensor maximum sits in the last chunk
+    whole = quantize(w, spec)
+    chunked, sqnr = quantize_in_row_chunks(w, spec, chunk_rows=128)
+    for field in ("data", "scale", "global_scale", "zero_point"):
+        a, b = getattr(whole, field), getattr(chunked, field)
+        assert (a is None and b is None) or torch.equal(a.view(torch.uint8) if a.dtype.itemsize == 1 else a,
+                                                         b.view(torch.uint8) if b.dtype.itemsize == 1 else b), field
+    assert chunked.shape == whole.shape
+    assert sqnr == pytest.approx(sqnr_db(w.float(), dequantize(whole)), abs=1e-6)

@@ -6,6 +6,7 @@ produced by :func:`quantize`. Rounding rules live in the per-format modules
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,6 +121,57 @@ def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | N
     else:
         data = e2m1.pack(e2m1.encode(scaled))
     return QuantizedTensor(data.contiguous(), scale, spec, shape, global_scale=global_scale)
+
+
+def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
+    """Join quantized row-chunks of one tensor (quantized with the same ``tensor_amax``).
+
+    Every chunk but the last must hold a whole number of tile rows. A per-tensor scale and a
+    per-tensor global scale are the same in every chunk and are kept once.
+    """
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    per_tensor = first.spec.granularity == "tensor"
+
+    def cat(name):
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    rows = sum(p.shape[0] for p in parts)
+    scale = first.scale if per_tensor else cat("scale")
+    global_scale = first.global_scale if first.spec.global_scale == "tensor" else cat("global_scale")
+    zero_point = None if first.zero_point is None else (first.zero_point if per_tensor else cat("zero_point"))
+    return QuantizedTensor(cat("data"), scale, first.spec, (rows, first.shape[1]), global_scale, zero_point)
+
+
+def quantize_in_row_chunks(
+    x: torch.Tensor, spec: TensorSpec, chunk_rows: int = 1024
+) -> tuple[QuantizedTensor, float]:
+    """:func:`quantize` ``x [rows, K]`` a few rows at a time; returns ``(quantized, sqnr_db)``.
+
+    Identical to quantizing the whole tensor, but only one chunk is ever held in float32 (the
+    weight's own dtype is read as is), so quantizing a layer costs about ``chunk_rows * K * 4``
+    bytes more than its quantized size. ``chunk_rows`` is rounded to whole tile rows.
+
+    Raises:
+        ValueError: as :func:`quantize`.
+    """
+    _check_input(x, spec)
+    tile_rows = spec.tile(*x.shape)[0] if spec.granularity != "tensor" else 1
+    step = max(tile_rows, chunk_rows // tile_rows * tile_rows)
+    lo, hi = torch.aminmax(x)  # exact in x's own dtype, no float32 copy
+    tensor_amax = torch.maximum(lo.abs(), hi.abs()).float()
+    parts, signal, noise = [], 0.0, 0.0
+    for start in range(0, x.shape[0], step):
+        chunk = x[start : start + step]
+        q = quantize(chunk, spec, tensor_amax=tensor_amax)
+        ref = chunk.double()
+        signal += float(ref.pow(2).sum())
+        noise += float((ref - dequantize(q, torch.float64)).pow(2).sum())
+        parts.append(q)
+    sqnr = float("inf") if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else float("-inf")
+    return concat_rows(parts), sqnr
 
 
 def element_values(q: QuantizedTensor) -> torch.Tensor:

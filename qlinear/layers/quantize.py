@@ -9,8 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..formats import dequantize, sqnr_db
-from ..formats import quantize as quantize_tensor
+from ..formats import quantize_in_row_chunks
 from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
@@ -161,8 +160,8 @@ def quantize(
 
     Every layer is planned and checked first (shapes, NaN/Inf, kernel availability), so an error
     leaves the model untouched. Then layers are quantized one at a time: each is moved to
-    ``device`` (if given), quantized, and its float weight released, so peak extra memory is
-    about one float32 copy of the largest layer.
+    ``device`` (if given), quantized 1024 rows at a time, and its float weight released, so peak
+    extra memory is about one extra layer (its quantized copy) plus a 1024-row float32 chunk.
 
     Args:
         model: any PyTorch module.
@@ -200,12 +199,10 @@ def quantize(
             continue
         if device is not None:
             linear.to(device)
-        weight = linear.weight.detach()
-        qweight = quantize_tensor(weight, scheme.weight)
-        error = sqnr_db(weight, dequantize(qweight))
+        qweight, error = quantize_in_row_chunks(linear.weight.detach(), scheme.weight)
         layer = QuantizedLinear(qweight, linear.bias, scheme, p.dispatch, p.name)
         model.set_submodule(p.name, layer)
-        del weight, linear
+        del linear
         after = sum(_bytes(b) for b in layer.buffers()) + _bytes(layer.bias)
         report.layers.append(
             LayerReport(p.name, (p.out_features, p.in_features), "quantize", p.dispatch.kernel_names(), size, after, error)
