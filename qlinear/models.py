@@ -33,10 +33,20 @@ def default_model_path() -> Path:
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``auto``/None -> ``cuda`` if available else ``cpu``."""
+    """``auto``/None -> ``cuda`` if available else ``cpu``.
+
+    Raises:
+        ValueError: an unknown device string, or CUDA asked for where PyTorch sees no GPU.
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"--device {device!r} is not a device: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asked for CUDA, but PyTorch {torch.__version__} sees no CUDA GPU here")
+    return resolved
 
 
 def load_model(

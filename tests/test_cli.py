@@ -21,3 +21,15 @@ def test_unknown_scheme_is_a_clear_error(capsys):
 def test_missing_model_path(capsys):
     assert main(["generate", "--scheme", "fp8_per_block", "--model", "/nonexistent/dir", "--device", "cpu"]) == 2
     assert "model path /nonexistent/dir does not exist" in capsys.readouterr().err
+
+
+def test_cuda_device_without_a_gpu_is_a_clear_error(capsys):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["kernels", "--device", "cuda"]) == 2
+    assert "asked for CUDA, but PyTorch" in capsys.readouterr().err
+    assert main(["kernels", "--device", "tpu9"]) == 2
+    assert "is not a device" in capsys.readouterr().err
