@@ -56,7 +56,7 @@ class _TritonW8A8(LinearKernel):
 class TritonFp8BlockKernel(_TritonW8A8):
     name = "triton_fp8_block"
     scale_kind = "block"
-    summary = "Triton FP8 128x128-block W x 1x128-group A; decode fuses the activation quantization"
+    summary = "Triton FP8 128x128-block W x 1x128-group A; swapped decode GEMM, in-kernel quantization where faster"
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
