@@ -47,14 +47,41 @@ def _quantize_args(args) -> dict:
     }
 
 
+def _checkpoint(path) -> bool:
+    from .checkpoints import is_quantized_checkpoint
+
+    return path is not None and is_quantized_checkpoint(path)
+
+
+def _load_checkpoint(path, device):
+    """A pre-quantized checkpoint: ``(model, tokenizer, scheme name)``; the scheme is read from it."""
+    from transformers import AutoTokenizer
+
+    from .checkpoints import load_quantized
+
+    model, scheme = load_quantized(path, device=device)
+    return model, AutoTokenizer.from_pretrained(str(path)), scheme.name
+
+
+def _kernels_used(model) -> Counter:
+    from .layers import QuantizedLinear
+
+    return Counter(m.dispatch.kernel_names() for m in model.modules() if isinstance(m, QuantizedLinear))
+
+
 def cmd_generate(args) -> int:
-    get_scheme(args.scheme)  # a bad name fails before the model loads
     device = resolve_device(args.device)
-    model, tok = load_model(args.model, device=device)
-    report = quantize(model, args.scheme, device=device, **_quantize_args(args))
+    if _checkpoint(args.model):
+        model, tok, scheme = _load_checkpoint(args.model, device)
+    else:
+        if args.scheme is None:
+            raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
+        scheme = get_scheme(args.scheme).name  # a bad name fails before the model loads
+        model, tok = load_model(args.model, device=device)
+        quantize(model, scheme, device=device, **_quantize_args(args))
     text, n, seconds = generate(model, tok, args.prompt, args.max_new_tokens)
-    used = Counter(r.kernel for r in report.layers if r.kernel)
-    print(f"model: {model_label(args.model)}  scheme: {args.scheme}  device: {platform_of(device).describe()}")
+    used = _kernels_used(model)
+    print(f"model: {model_label(args.model)}  scheme: {scheme}  device: {platform_of(device).describe()}")
     print(f"kernels: {', '.join(f'{k} x{c}' for k, c in used.items())}")
     print(f"prompt: {args.prompt}\n---\n{text}\n---")
     print(f"{n} tokens in {seconds:.2f} s ({n / seconds:.1f} tokens/s)")
@@ -63,17 +90,24 @@ def cmd_generate(args) -> int:
 
 def cmd_perplexity(args) -> int:
     device = resolve_device(args.device)
-    schemes = _schemes(args.scheme)
-    if BASELINE not in schemes:
-        schemes = [BASELINE, *schemes]
-    base, tok = load_model(args.model, device=device)
+    checkpoint = _checkpoint(args.model)
+    if checkpoint:
+        base, tok, scheme = _load_checkpoint(args.model, device)
+        schemes = [f"{scheme} (checkpoint)"]
+    else:
+        if args.scheme is None:
+            raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
+        schemes = _schemes(args.scheme)
+        if BASELINE not in schemes:
+            schemes = [BASELINE, *schemes]
+        base, tok = load_model(args.model, device=device)
     ids = tok(load_text(args.text), return_tensors="pt").input_ids[0]
     windows = token_windows(ids, args.tokens, args.context)
     rows = []
     for name in schemes:
-        model = copy.deepcopy(base)
-        kernels_used: list[str] = []
-        if name != BASELINE:
+        model = base if checkpoint else copy.deepcopy(base)
+        kernels_used: list[str] = sorted(_kernels_used(model)) if checkpoint else []
+        if name != BASELINE and not checkpoint:
             report = quantize(model, name, device=device, progress=not args.json, **_quantize_args(args))
             kernels_used = sorted({r.kernel for r in report.layers if r.kernel})
         ppl, tokens, seconds = perplexity(model, windows, batch=args.batch)
@@ -204,6 +238,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from .checkpoints import save_compressed_tensors
+
+    device = resolve_device(args.device)
+    scheme = get_scheme(args.scheme).name
+    model, tok = load_model(args.model, device=device)
+    report = quantize(model, scheme, device=device, **_quantize_args(args))
+    out = save_compressed_tensors(model, args.out, tokenizer=tok)
+    print(report.table())
+    print(f"wrote a compressed-tensors checkpoint ({scheme}) to {out}")
+    return 0
+
+
 def cmd_tune(args) -> int:
     from . import bench, tuning
     from .formats import quantize as quantize_tensor
@@ -249,14 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     schemes_help = f"one of: {', '.join(SCHEMES)}"
 
     g = sub.add_parser("generate", help="quantize the model and generate text")
-    g.add_argument("--scheme", required=True, help=schemes_help)
+    g.add_argument("--scheme", default=None, help=f"{schemes_help} (read from --model when it is a checkpoint)")
     g.add_argument("--prompt", default="Explain what a Python decorator is in two sentences.")
     g.add_argument("--max-new-tokens", type=int, default=64)
     _add_model_args(g)
     g.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("perplexity", help="perplexity of bf16 and each scheme")
-    p.add_argument("--scheme", required=True, help=f"comma-separated, or 'all'; {schemes_help}")
+    p.add_argument("--scheme", default=None, help=f"comma-separated, or 'all'; {schemes_help} (read from --model when it is a checkpoint)")
     p.add_argument("--text", default="pydoc", help="'pydoc' (CPython documentation, built in) or a text file")
     p.add_argument("--tokens", type=int, default=8192)
     p.add_argument("--context", type=int, default=1024)
@@ -284,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
     b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
     b.set_defaults(func=cmd_bench)
+
+    w = sub.add_parser("quantize", help="quantize a model and write a compressed-tensors checkpoint")
+    w.add_argument("--scheme", required=True, help=schemes_help)
+    w.add_argument("--out", required=True, help="output directory")
+    _add_model_args(w)
+    w.set_defaults(func=cmd_quantize)
 
     t = sub.add_parser("tune", help="time the candidate kernels per M bucket for a model's shapes; cache the choices")
     t.add_argument("--scheme", required=True, help=f"comma-separated, or 'all'; {schemes_help}")

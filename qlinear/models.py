@@ -75,9 +75,10 @@ def load_model(
     if path.suffix == ".gguf":
         folder, kwargs["gguf_file"] = path.parent, path.name
     tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs) if with_tokenizer else None
-    # GGUF tensors are dequantized in float32; cast afterwards so every path gives the same weights.
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kwargs)
-    return model.to(device=device, dtype=dtype).eval(), tokenizer
+    # Loading in the target dtype (not casting afterwards) keeps buffers such as RoPE's inverse
+    # frequencies in float32, as they are when a checkpoint directory of the model is read back.
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **kwargs)
+    return model.to(device=device).eval(), tokenizer
 
 
 def model_label(path: str | Path | None) -> str:

@@ -67,3 +67,17 @@ def test_cli_generate_runs(capsys):
     assert main(["generate", "--scheme", "int8_per_channel", "--max-new-tokens", "8", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "torch_int_mm x210" in out and "8 tokens" in out
+
+
+def test_cli_quantize_writes_a_checkpoint_that_reads_back_to_the_same_perplexity(tmp_path, capsys):
+    out = tmp_path / "smollm2-fp8"
+    assert main(["quantize", "--scheme", "fp8_per_channel", "--out", str(out), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    args = ["--tokens", "256", "--context", "128", "--json", "--device", "cpu"]
+    assert main(["perplexity", "--scheme", "fp8_per_channel", *args]) == 0
+    online = {r["scheme"]: r for r in json.loads(capsys.readouterr().out)["results"]}["fp8_per_channel"]
+    assert main(["perplexity", "--model", str(out), *args]) == 0
+    (read,) = json.loads(capsys.readouterr().out)["results"]
+    assert read["scheme"] == "fp8_per_channel (checkpoint)"
+    assert read["perplexity"] == online["perplexity"]  # bit-exact weights, same kernels
+    assert read["weight_mb"] == online["weight_mb"]

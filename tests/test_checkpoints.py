@@ -1,0 +1,109 @@
+"""compressed-tensors checkpoints: writer -> reader is bit-exact; bad files give errors naming the tensor."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import qlinear
+from qlinear.checkpoints import CheckpointError, NotExpressible, load_quantized, save_compressed_tensors
+from qlinear.layers import QuantizedLinear
+
+WRITABLE = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel", "fp8_a16"]
+
+
+def tiny_llama(seed=0, tie=True):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=192, intermediate_size=320, num_hidden_layers=2, num_attention_heads=3,
+                      num_key_value_heads=1, vocab_size=300, tie_word_embeddings=tie)
+    # from_config keeps RoPE's inv_freq in float32, as a checkpoint load does (.to(bf16) would round it)
+    return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+
+
+@pytest.mark.parametrize("scheme", WRITABLE)
+def test_write_then_read_is_bit_exact(tmp_path, scheme):
+    model = tiny_llama()
+    qlinear.quantize(model, scheme, progress=False)
+    ids = torch.randint(0, 300, (2, 9))
+    with torch.no_grad():
+        expect = model(ids).logits
+    save_compressed_tensors(model, tmp_path)
+    qc = json.loads((tmp_path / "config.json").read_text())["quantization_config"]
+    assert qc["quant_method"] == "compressed-tensors" and qc["ignore"] == ["lm_head"]
+    loaded, read_scheme = load_quantized(tmp_path)
+    assert read_scheme.name == scheme
+    ours = dict(model.named_modules())
+    for name, layer in loaded.named_modules():
+        if isinstance(layer, QuantizedLinear):
+            src = ours[name]
+            assert torch.equal(layer.weight.view(torch.uint8), src.weight.view(torch.uint8))
+            assert torch.equal(layer.weight_scale, src.weight_scale)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, expect)
+
+
+def test_untied_head_and_file_contents(tmp_path):
+    model = tiny_llama(tie=False)
+    qlinear.quantize(model, "fp8_per_block", progress=False)
+    save_compressed_tensors(model, tmp_path)
+    t = load_file(str(tmp_path / "model.safetensors"))
+    assert t["model.layers.0.mlp.down_proj.weight"].dtype == torch.float8_e4m3fn
+    assert t["model.layers.0.mlp.down_proj.weight_scale"].shape == (2, 3)  # ceil(192/128) x ceil(320/128)
+    assert t["lm_head.weight"].dtype == torch.bfloat16
+    loaded, _ = load_quantized(tmp_path)
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_schemes_without_a_written_form_are_refused_with_the_reason(tmp_path):
+    model = tiny_llama()
+    qlinear.quantize(model, "nvfp4_a16", progress=False)
+    with pytest.raises(NotExpressible, match="nvfp4_a16 is not one of them"):
+        save_compressed_tensors(model, tmp_path)
+
+
+def _written(tmp_path, scheme="fp8_per_channel"):
+    model = tiny_llama()
+    qlinear.quantize(model, scheme, progress=False)
+    save_compressed_tensors(model, tmp_path)
+    return load_file(str(tmp_path / "model.safetensors"))
+
+
+def test_missing_scale_names_layer_and_tensor(tmp_path):
+    t = _written(tmp_path)
+    del t["model.layers.1.self_attn.k_proj.weight_scale"]
+    save_file(t, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"layer model.layers.1.self_attn.k_proj: tensor .*k_proj.weight_scale is missing"):
+        load_quantized(tmp_path)
+
+
+def test_wrong_scale_shape_and_nan_scale(tmp_path):
+    t = _written(tmp_path)
+    t["model.layers.0.mlp.up_proj.weight_scale"] = torch.ones(5, 1)
+    save_file(t, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: tensor model.layers.0.mlp.up_proj.weight_scale has shape \(5, 1\), expected \(320, 1\)"):
+        load_quantized(tmp_path)
+    t["model.layers.0.mlp.up_proj.weight_scale"] = torch.full((320, 1), float("nan"))
+    save_file(t, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="up_proj.weight_scale has NaN/Inf values"):
+        load_quantized(tmp_path)
+
+
+def test_corrupt_header_and_missing_shard(tmp_path):
+    _written(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(CheckpointError, match="unreadable safetensors file"):
+        load_quantized(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-00001.safetensors"}}))
+    with pytest.raises(CheckpointError, match="shard model-00001.safetensors is listed but missing"):
+        load_quantized(tmp_path)
+
+
+def test_unknown_quant_method(tmp_path):
+    _written(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="match no scheme qlinear reads"):
+        load_quantized(tmp_path)
