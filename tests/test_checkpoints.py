@@ -107,3 +107,30 @@ def test_unknown_quant_method(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="match no scheme qlinear reads"):
         load_quantized(tmp_path)
+
+
+@pytest.mark.parametrize("scheme", WRITABLE)
+def test_compressed_tensors_reads_what_qlinear_writes(tmp_path, scheme):
+    """The peer's own reader (transformers + compressed-tensors, decompressing to bf16) recovers our
+    weights to within bf16 rounding of the exact dequantized values."""
+    pytest.importorskip("compressed_tensors")
+    from transformers import AutoModelForCausalLM
+    from transformers.utils.quantization_config import CompressedTensorsConfig
+
+    from qlinear.formats import dequantize
+
+    model = tiny_llama()
+    qlinear.quantize(model, scheme, progress=False)
+    save_compressed_tensors(model, tmp_path)
+    peer = AutoModelForCausalLM.from_pretrained(
+        str(tmp_path), quantization_config=CompressedTensorsConfig(run_compressed=False), dtype=torch.bfloat16
+    )
+    peer_modules = dict(peer.named_modules())
+    checked = 0
+    for name, layer in model.named_modules():
+        if isinstance(layer, QuantizedLinear):
+            exact = dequantize(layer.quantized_weight(), torch.float64)
+            theirs = peer_modules[name].weight.double()
+            assert torch.allclose(theirs, exact, rtol=2**-7, atol=1e-9), name  # bf16: 8 significant bits
+            checked += 1
+    assert checked == 14
