@@ -134,3 +134,37 @@ def test_compressed_tensors_reads_what_qlinear_writes(tmp_path, scheme):
             assert torch.allclose(theirs, exact, rtol=2**-7, atol=1e-9), name  # bf16: 8 significant bits
             checked += 1
     assert checked == 14
+
+
+@pytest.mark.parametrize("scale_dtype", [torch.float32, torch.bfloat16, torch.float8_e8m0fnu])
+def test_deepseek_fp8_block_checkpoint(tmp_path, scale_dtype):
+    """quant_method "fp8" with weight_block_size [128, 128]: weight_scale_inv is the dequant multiplier."""
+    model = tiny_llama()
+    qlinear.quantize(model, "fp8_per_block", progress=False)
+    save_compressed_tensors(model, tmp_path)
+    t = load_file(str(tmp_path / "model.safetensors"))
+    for key in [k for k in t if k.endswith(".weight_scale")]:
+        t[key.replace(".weight_scale", ".weight_scale_inv")] = t.pop(key).to(scale_dtype)
+    save_file(t, str(tmp_path / "model.safetensors"))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                                  "weight_block_size": [128, 128], "modules_to_not_convert": ["lm_head"]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded, scheme = load_quantized(tmp_path)
+    assert scheme.name == "fp8_per_block"
+    layer = loaded.model.layers[1].self_attn.o_proj
+    stored = t["model.layers.1.self_attn.o_proj.weight_scale_inv"].float()
+    assert torch.equal(layer.weight_scale, stored)  # read as stored, as a multiplier
+    if scale_dtype == torch.float32:
+        ids = torch.randint(0, 300, (1, 7))
+        with torch.no_grad():
+            assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+def test_fp8_config_with_static_activations_is_refused(tmp_path):
+    _written(tmp_path, "fp8_per_tensor")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="static input scales are not supported yet"):
+        load_quantized(tmp_path)

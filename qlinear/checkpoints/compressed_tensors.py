@@ -99,3 +99,25 @@ def scheme_from_config(qc: dict, source: str) -> tuple[Scheme, list[str], list[s
             return SCHEMES[name], list(group.get("targets", ["Linear"])), list(qc.get("ignore", []))
     raise ValueError(f"{source}: weights {weights} with input_activations {inputs} match no scheme qlinear reads "
                      f"({', '.join(_WEIGHTS)})")
+
+
+def scheme_from_fp8_config(qc: dict, source: str) -> tuple[Scheme, list[str]]:
+    """``(scheme, ignore)`` from a ``quant_method: "fp8"`` config (DeepSeek-V3 / Qwen3-FP8 / AutoFP8).
+
+    ``weight_block_size: [128, 128]`` means 128x128 weight blocks with dynamic 1x128 activations
+    (scales in ``weight_scale_inv``, a dequant multiplier despite its name); without it, per-tensor
+    weights (``weight_scale``) with dynamic per-tensor activations. Ignored modules come from
+    ``ignored_layers`` or ``modules_to_not_convert``.
+
+    Raises:
+        ValueError: static activations, or a block size other than 128x128; names ``source``.
+    """
+    if qc.get("activation_scheme", "dynamic") != "dynamic":
+        raise ValueError(f"{source}: activation_scheme {qc.get('activation_scheme')!r}: static input scales are not supported yet")
+    ignore = list(qc.get("ignored_layers") or qc.get("modules_to_not_convert") or [])
+    block = qc.get("weight_block_size")
+    if block is None:
+        return SCHEMES["fp8_per_tensor"], ignore
+    if list(block) != [128, 128]:
+        raise ValueError(f"{source}: weight_block_size {block} is not supported (only [128, 128])")
+    return SCHEMES["fp8_per_block"], ignore

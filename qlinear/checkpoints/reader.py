@@ -1,4 +1,6 @@
-"""Load a compressed-tensors checkpoint straight into QuantizedLinear layers (no float copy of them).
+"""Load a pre-quantized checkpoint straight into QuantizedLinear layers (no float copy of them).
+
+Formats: compressed-tensors (FP8/INT8 schemes) and ``quant_method: "fp8"`` (DeepSeek/Qwen blocks).
 
 The model skeleton is built with its parameters on the meta device (buffers real); every
 quantized Linear is built from its stored tensors, every other parameter is assigned from the file.
@@ -20,7 +22,13 @@ from ..layers import QuantizedLinear
 from ..layers.linear import choose_dispatch
 from ..layers.patterns import first_match
 from ..platform import platform_of
-from .compressed_tensors import QUANT_METHOD, scheme_from_config
+from .compressed_tensors import QUANT_METHOD, scheme_from_config, scheme_from_fp8_config
+
+READ_METHODS = (QUANT_METHOD, "fp8")
+
+
+# Scale dtypes found in real checkpoints: f32 (DeepSeek), bf16/f16 (Qwen, llm-compressor), e8m0 (DeepSeek-V4).
+SCALE_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float8_e8m0fnu)
 
 
 class CheckpointError(ValueError):
@@ -28,14 +36,19 @@ class CheckpointError(ValueError):
 
 
 def is_quantized_checkpoint(path: str | Path) -> bool:
-    """True if ``path`` is a directory whose config.json declares a compressed-tensors quantization."""
+    """True if ``path`` is a directory whose config.json declares a quantization qlinear reads."""
     config = Path(path) / "config.json"
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text()).get("quantization_config", {}).get("quant_method") == QUANT_METHOD
+        return json.loads(config.read_text()).get("quantization_config", {}).get("quant_method") in READ_METHODS
     except ValueError:
         return False
+
+
+def _ignored(name: str, ignore: list[str]) -> bool:
+    """Ignore entries are names, dotted suffixes, globs or ``re:`` patterns; a module prefix covers its children."""
+    return first_match(name, ignore) is not None or any(name.startswith(p + ".") for p in ignore)
 
 
 def _tensor_files(folder: Path) -> dict[str, Path]:
@@ -81,7 +94,8 @@ def _expect(t: torch.Tensor, name: str, file: Path, shape: tuple[int, ...], dtyp
 
 
 def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16):
-    """``(model, scheme)`` from a compressed-tensors checkpoint directory written by qlinear or llm-compressor.
+    """``(model, scheme)`` from a checkpoint directory: compressed-tensors (qlinear, llm-compressor) or
+    ``quant_method: "fp8"`` (DeepSeek-V3 / Qwen3-FP8 128x128 blocks in ``weight_scale_inv``; per-tensor).
 
     Raises:
         CheckpointError: missing/corrupt files or tensors, wrong shapes or dtypes, NaN/Inf scales.
@@ -92,10 +106,17 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
 
     folder = Path(path)
     config_file = folder / "config.json"
-    raw = json.loads(config_file.read_text())
-    scheme, targets, ignore = scheme_from_config(raw["quantization_config"], str(config_file))
-    if targets != ["Linear"]:
-        raise ValueError(f"{config_file}: qlinear reads config groups that target 'Linear', found {targets}")
+    if not config_file.is_file():
+        raise CheckpointError(f"{folder}: no config.json")
+    qc = json.loads(config_file.read_text()).get("quantization_config") or {}
+    if qc.get("quant_method") == "fp8":
+        scheme, ignore = scheme_from_fp8_config(qc, str(config_file))
+        scale_name = "weight_scale_inv" if scheme.weight.granularity == "block" else "weight_scale"
+    else:
+        scheme, targets, ignore = scheme_from_config(qc, str(config_file))
+        if targets != ["Linear"]:
+            raise ValueError(f"{config_file}: qlinear reads config groups that target 'Linear', found {targets}")
+        scale_name = "weight_scale"
     config = AutoConfig.from_pretrained(str(folder))
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # qlinear builds the layers itself
@@ -108,17 +129,19 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
             "block": lambda n, k: (-(-n // 128), -(-k // 128))}[scheme.weight.granularity]
     element = torch.int8 if scheme.weight.dtype == "int8" else torch.float8_e4m3fn
     for name, linear in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]:
-        if first_match(name, ignore) is not None:
+        if _ignored(name, ignore):
             continue
         n, k = linear.out_features, linear.in_features
         w = tensors.get(f"{name}.weight", name)
         _expect(w, f"{name}.weight", tensors.files[f"{name}.weight"], (n, k), (element,))
-        s = tensors.get(f"{name}.weight_scale", name)
-        _expect(s, f"{name}.weight_scale", tensors.files[f"{name}.weight_scale"], grid(n, k),
-                (torch.float32, torch.bfloat16, torch.float16))
+        sname = f"{name}.{scale_name}"
+        s = tensors.get(sname, name)
+        if scheme.weight.granularity == "tensor" and s.dim() == 0:
+            s = s.reshape(1)  # ModelOpt / AutoFP8 store per-tensor scales as 0-d tensors
+        _expect(s, sname, tensors.files[sname], grid(n, k), SCALE_DTYPES)
         s = s.float().reshape(1, 1) if scheme.weight.granularity == "tensor" else s.float()
         if not torch.isfinite(s).all():
-            raise CheckpointError(f"{tensors.files[f'{name}.weight_scale']}: tensor {name}.weight_scale has NaN/Inf values")
+            raise CheckpointError(f"{tensors.files[sname]}: tensor {sname} has NaN/Inf values")
         bias = tensors.get(f"{name}.bias", name).to(device) if linear.bias is not None else None
         qt = QuantizedTensor(w.to(device), s.to(device), scheme.weight, (n, k))
         layer_config = LayerConfig(scheme, n, k, bias is not None, name)
