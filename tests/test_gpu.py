@@ -147,3 +147,21 @@ def test_cublas_blockwise_k_block_counts(kblocks, m):
 @pytest.mark.parametrize("m", MS)
 def test_triton_kernels_on_gpu(name, kernel, n, k, m):
     _check(name, kernel, n, k, m)
+
+
+def test_checkpoint_written_on_cpu_runs_on_the_gpu(tmp_path):
+    from qlinear.checkpoints import load_quantized, save_compressed_tensors
+
+    from .test_checkpoints import tiny_llama
+
+    model = tiny_llama()
+    qlinear.quantize(model, "fp8_per_block", progress=False)  # on the CPU: emulation
+    save_compressed_tensors(model, tmp_path)
+    gpu_model, _ = load_quantized(tmp_path, device="cuda")
+    kernels = {m.dispatch.kernel_names() for m in gpu_model.modules() if isinstance(m, QuantizedLinear)}
+    assert kernels and all("triton_fp8_block" in k for k in kernels)
+    ids = torch.randint(0, 300, (2, 9))
+    with torch.no_grad():
+        ref = model(ids).logits.float()
+        out = gpu_model(ids.cuda()).logits.float().cpu()
+    assert float((out - ref).norm() / ref.norm()) < 2e-2  # same operands; bf16 outputs per layer
