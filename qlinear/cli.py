@@ -145,14 +145,38 @@ def parse_platform(text: str | None, device: torch.device) -> Platform:
     return simulated_cuda(int(digits))
 
 
+def _checkpoint_plans(path, platform, backend):
+    """Plans for a pre-quantized checkpoint: its layers as stored, kernels selected for ``platform``."""
+    from torch import nn
+
+    from .checkpoints import load_quantized
+    from .layers import LayerPlan, QuantizedLinear
+    from .layers.linear import choose_dispatch
+
+    model, scheme = load_quantized(path, device="cpu")
+    plans = []
+    for name, m in model.named_modules():
+        if isinstance(m, QuantizedLinear):
+            plans.append(LayerPlan(name, m.out_features, m.in_features, "quantize",
+                                   dispatch=choose_dispatch(m.config, platform, backend=backend)))
+        elif isinstance(m, nn.Linear):
+            plans.append(LayerPlan(name, m.out_features, m.in_features, "ignore", "not quantized in the checkpoint"))
+    return scheme, plans
+
+
 def cmd_explain(args) -> int:
-    scheme = get_scheme(args.scheme)
     device = resolve_device(args.device)
     platform = parse_platform(args.platform, device)
-    model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
     q = _quantize_args(args)
-    plans = plan(model, args.scheme, platform=platform, ignore=q["ignore"],
-                 skip_unsupported=q["skip_unsupported"], backend=q["backend"])
+    if _checkpoint(args.model):
+        scheme, plans = _checkpoint_plans(args.model, platform, q["backend"])
+    else:
+        if args.scheme is None:
+            raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
+        scheme = get_scheme(args.scheme)
+        model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
+        plans = plan(model, scheme, platform=platform, ignore=q["ignore"],
+                     skip_unsupported=q["skip_unsupported"], backend=q["backend"])
     if args.json:
         print(json.dumps({"model": model_label(args.model), "scheme": scheme.name, "scheme_spec": scheme.describe(),
                           "platform": platform.describe(), "layers": [p.to_dict() for p in plans]}, indent=2))
@@ -313,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_perplexity)
 
     e = sub.add_parser("explain", help="each layer's kernel and every rejected candidate's reason")
-    e.add_argument("--scheme", required=True, help=schemes_help)
+    e.add_argument("--scheme", default=None, help=f"{schemes_help} (read from --model when it is a checkpoint)")
     e.add_argument("--platform", default=None, help="simulate another platform: cpu or sm_NN (e.g. sm_80)")
     e.add_argument("--json", action="store_true")
     _add_model_args(e)

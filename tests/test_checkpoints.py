@@ -168,3 +168,17 @@ def test_fp8_config_with_static_activations_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="static input scales are not supported yet"):
         load_quantized(tmp_path)
+
+
+def test_explain_reads_the_scheme_from_a_checkpoint(tmp_path, capsys):
+    from qlinear.cli import main
+
+    _written(tmp_path, "fp8_per_block")
+    assert main(["explain", "--model", str(tmp_path), "--platform", "sm_90", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scheme"] == "fp8_per_block"
+    layers = {layer["name"]: layer for layer in out["layers"]}
+    assert layers["lm_head"]["action"] == "ignore"
+    down = layers["model.layers.0.mlp.down_proj"]  # K=320: 3 blocks, which cuBLASLt blockwise gets wrong
+    assert {r["kernel"] for r in down["dispatch"]} == {"triton_fp8_block"}
+    assert "#166752" in down["dispatch"][1]["rejected"][0]["reason"]
