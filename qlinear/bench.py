@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .formats import quantize
-from .kernels import Dispatch, LayerConfig, all_kernels
+from .kernels import Dispatch, LayerConfig, fast_candidates
 from .layers import QuantizedLinear
 from .platform import platform_of
 from .schemes import SCHEMES
@@ -109,11 +109,17 @@ def _floor_us(m: int, n: int, k: int, weight_bytes: int, ceil: Ceilings, act_byt
 
 
 def candidates(scheme: str, m: int, n: int, k: int):
-    """Kernels that run here and can implement ``scheme`` at this M (emulation excluded)."""
-    here = platform_of("cuda")
-    config = LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m)
-    return [kern for kern in all_kernels()
-            if not kern.fallback and kern.is_supported(here)[0] and kern.can_implement(config)[0]]
+    """Kernels that run on this GPU and can implement ``scheme`` at this M (emulation excluded)."""
+    return fast_candidates(LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m), platform_of("cuda"))
+
+
+def time_layers(qweights, scheme, kernel, x: torch.Tensor) -> float:
+    """Microseconds of ``kernel`` on ``x``, rotating through layers built on ``qweights`` (repeated
+    until the weights streamed per round exceed L2)."""
+    layers = [QuantizedLinear(qw, None, scheme, Dispatch.single(kernel), "bench") for qw in qweights]
+    copies = _copies(qweights[0].nbytes)
+    layers = (layers * (copies // len(layers) + 1))[:copies]
+    return time_us(_rotating([lambda lay=lay: lay(x) for lay in layers]), x.shape[0])
 
 
 def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings, kernels: list[str] | None = None):
@@ -153,15 +159,12 @@ def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings
             for kern in candidates(scheme, m, n, k):
                 if kernels and kern.name not in kernels:
                     continue
-                layers = [QuantizedLinear(qw, None, SCHEMES[scheme], Dispatch.single(kern), "bench") for qw in qws]
-                nbytes = qws[0].nbytes
-                layers = (layers * (_copies(nbytes) // len(layers) + 1))[: _copies(nbytes)]
                 try:
-                    us = time_us(_rotating([lambda lay=lay: lay(x) for lay in layers]), m)
+                    us = time_layers(qws, SCHEMES[scheme], kern, x)
                 except Exception as err:  # a candidate that fails is reported, not hidden
                     print(f"  {scheme} {kern.name} M={m} {n}x{k}: FAILED {type(err).__name__}: {str(err)[:200]}")
                     continue
-                add(scheme, kern.name, us, nbytes)
+                add(scheme, kern.name, us, qws[0].nbytes)
         del x
     return rows
 

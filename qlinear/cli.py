@@ -278,8 +278,6 @@ def cmd_quantize(args) -> int:
 def cmd_tune(args) -> int:
     from . import bench, tuning
     from .formats import quantize as quantize_tensor
-    from .kernels import Dispatch
-    from .layers import QuantizedLinear
     from .layers.quantize import linear_layers
 
     if not torch.cuda.is_available():
@@ -300,9 +298,7 @@ def cmd_tune(args) -> int:
                        for _ in range(bench._copies(n * k))]
 
             def time_kernel(kernel, m):
-                layers = [QuantizedLinear(w, None, scheme, Dispatch.single(kernel), "tune") for w in weights]
-                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-                return bench.time_us(bench._rotating([lambda lay=lay: lay(x) for lay in layers]), m)
+                return bench.time_layers(weights, scheme, kernel, torch.randn(m, k, device="cuda", dtype=torch.bfloat16))
 
             timings = tuning.tune_shape(scheme_name, n, k, here, time_kernel)
             choice = tuning.fastest(timings)

@@ -88,15 +88,12 @@ def tune_shape(scheme: str, n: int, k: int, platform: Platform, time_kernel) -> 
     ``qlinear tune``; tests pass their own). Returns ``{bucket: {kernel: us}}``; emulation is not a
     candidate, and a kernel that fails to run is left out of its bucket.
     """
-    from .kernels import all_kernels
+    from .kernels import fast_candidates
     from .schemes import SCHEMES
 
     timings: dict[str, dict[str, float]] = {}
     for label, m in BUCKET_SAMPLES.items():
-        config = LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m)
-        for kernel in all_kernels():
-            if kernel.fallback or not kernel.is_supported(platform)[0] or not kernel.can_implement(config)[0]:
-                continue
+        for kernel in fast_candidates(LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m), platform):
             try:
                 timings.setdefault(label, {})[kernel.name] = time_kernel(kernel, m)
             except Exception as err:  # noqa: BLE001 (a candidate that cannot run is simply not chosen)

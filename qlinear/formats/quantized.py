@@ -13,7 +13,7 @@ import torch
 
 from ..spec import TensorSpec
 from . import e2m1, e8m0, fp8, int8, nvfp4
-from .tiles import from_tiles, per_tile, tile_amax, to_tiles
+from .tiles import from_tiles, per_tile, to_tiles
 
 ELEMENT_MAX = {"e4m3": fp8.E4M3_MAX, "e2m1": e2m1.E2M1_MAX, "int8": int8.INT8_SYMMETRIC_MAX}
 

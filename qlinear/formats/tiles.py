@@ -32,16 +32,6 @@ def per_tile(scale: torch.Tensor) -> torch.Tensor:
     return scale[:, None, :, None]
 
 
-def tile_amax(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
-    """Max |x| per tile, shape ``[ceil(rows/tr), ceil(cols/tc)]``, in x's dtype (exact)."""
-    return to_tiles(x, tile).abs().amax(dim=(1, 3))
-
-
-def tile_grid(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int]:
-    """Scale-grid shape for a tensor of ``shape`` cut into ``tile``: ceil on both dims."""
-    return -(-shape[0] // tile[0]), -(-shape[1] // tile[1])
-
-
 def divide(t: torch.Tensor, divisor: float) -> torch.Tensor:
     """``t / divisor`` with IEEE division on every device.
 

@@ -16,6 +16,7 @@ from .registry import (
     Selection,
     all_kernels,
     candidates,
+    fast_candidates,
     register_kernel,
     select_kernel,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "Selection",
     "Verdict",
     "all_kernels",
+    "fast_candidates",
     "candidates",
     "register_kernel",
     "select_kernel",

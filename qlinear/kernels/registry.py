@@ -61,6 +61,13 @@ def candidates(platform: Platform) -> list[type[LinearKernel]]:
     return [*_PRIORITIES.get(platform.kind, []), FALLBACK]
 
 
+def fast_candidates(config: LayerConfig, platform: Platform) -> list[type[LinearKernel]]:
+    """Every non-fallback kernel that runs on ``platform`` and implements ``config`` (what tuning and
+    benchmarks time against each other)."""
+    return [k for k in all_kernels()
+            if not k.fallback and k.is_supported(platform)[0] and k.can_implement(config)[0]]
+
+
 def all_kernels() -> list[type[LinearKernel]]:
     """Every registered kernel once, in first-seen priority order."""
     seen: dict[str, type[LinearKernel]] = {}

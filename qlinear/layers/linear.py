@@ -105,10 +105,6 @@ class QuantizedLinear(nn.Module):
             global_scale=self.weight_global_scale,
         )
 
-    def replace_buffer(self, name: str, tensor: torch.Tensor) -> None:
-        """Used by kernels in ``prepare`` to swap a buffer for its repacked form."""
-        self.register_buffer(name, tensor)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(
