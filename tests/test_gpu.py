@@ -23,6 +23,7 @@ from qlinear.platform import platform_of
 from qlinear.schemes import SCHEMES
 
 from .test_kernels import assert_close_to_reference
+from .test_triton_kernels import WEIGHT_ONLY, WEIGHT_ONLY_IDS, computed_scheme
 
 pytestmark = pytest.mark.gpu
 MS = [1, 7, 16, 83, 4096]
@@ -31,6 +32,7 @@ SHAPES = [(4096, 4096), (576, 1536), (192, 576), (100, 200)]  # aligned, SmolLM2
 
 def _check(name, kernel, n, k, m):
     scheme = SCHEMES[name]
+    reference_scheme = computed_scheme(name, kernel)
     g = torch.Generator(device="cuda").manual_seed(n + k + m)
     w = torch.randn(n, k, device="cuda", generator=g)
     b = torch.randn(n, device="cuda", generator=g)
@@ -38,7 +40,8 @@ def _check(name, kernel, n, k, m):
     layer = QuantizedLinear(qw, b, scheme, Dispatch.single(kernel), "gpu")
     x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
     y = layer(x)
-    xr = fake_quantize(x, scheme.activation) if scheme.activation else x.float()
+    act = reference_scheme.activation
+    xr = fake_quantize(x, act) if act else x.float()
     ref = xr.double() @ dequantize(qw, torch.float64).t() + b.double()
     assert y.dtype == torch.bfloat16 and y.shape == (m, n)
     assert_close_to_reference(y, ref, f"{kernel.name} {name} {m}x{n}x{k}")
@@ -106,7 +109,8 @@ def test_quantized_model_forward_on_gpu():
     assert float((out - base).norm() / base.norm()) < 0.15
 
 
-@pytest.mark.parametrize("scheme", ["fp8_per_channel", "fp8_per_block", "int8_per_channel"])
+@pytest.mark.parametrize("scheme", ["fp8_per_channel", "fp8_per_block", "int8_per_channel", "nvfp4_a16", "mxfp4_a16",
+                                    "mxfp8", "nvfp4"])
 @pytest.mark.parametrize("m", [1, 16, 200])
 def test_apply_has_no_host_sync_and_captures_in_cuda_graph(scheme, m):
     lin = torch.nn.Linear(1536, 576, bias=True).to("cuda", torch.bfloat16)
@@ -167,3 +171,10 @@ def test_checkpoint_written_on_cpu_runs_on_the_gpu(tmp_path):
                 x = torch.randn(5, layer.in_features, device="cuda", dtype=torch.bfloat16)
                 ref = fake_quantize(x, layer.scheme.activation).double() @ dequantize(layer.quantized_weight(), torch.float64).t()
                 assert_close_to_reference(layer(x), ref, name)
+
+
+@pytest.mark.parametrize("name,kernel", WEIGHT_ONLY, ids=WEIGHT_ONLY_IDS)
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576), (100, 224)])
+@pytest.mark.parametrize("m", MS)
+def test_weight_only_and_mx_kernels_on_gpu(name, kernel, n, k, m):
+    _check(name, kernel, n, k, m)

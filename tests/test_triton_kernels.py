@@ -92,3 +92,140 @@ def test_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
     assert torch.equal(full[0], alone[0])
     assert torch.equal(permuted[where], alone[0])
     assert torch.equal(layer(batch[:65])[64], full[64])  # row 64 alone in its tile vs. in a full batch
+
+
+# --- weight-only (W4A16, W8A16) and MXFP8 kernels -------------------------------------------------
+
+from qlinear.kernels import TritonMxfp8Kernel, TritonW4A16Kernel, TritonW8A16Kernel  # noqa: E402
+from qlinear.kernels import DequantMMKernel  # noqa: E402
+from qlinear.kernels.triton.dequant_gemm import MXFP4, NVFP4, DequantConfig, dequant_gemm, dequantize_weight  # noqa: E402
+
+WEIGHT_ONLY = [("nvfp4_a16", TritonW4A16Kernel), ("mxfp4_a16", TritonW4A16Kernel), ("nvfp4", TritonW4A16Kernel),
+               ("mxfp8", TritonW8A16Kernel), ("fp8_a16", TritonW8A16Kernel), ("mxfp8", TritonMxfp8Kernel),
+               ("nvfp4_a16", DequantMMKernel), ("mxfp4_a16", DequantMMKernel), ("mxfp8", DequantMMKernel),
+               ("fp8_a16", DequantMMKernel)]
+WEIGHT_ONLY_IDS = [f"{n}-{k.name}" for n, k in WEIGHT_ONLY]
+
+
+def computed_scheme(name, kernel):
+    """The scheme a kernel really computes: a kernel that skips the activation quantization (and says
+    so in ``deviation``) is checked against the weight-only reference."""
+    import dataclasses
+
+    from qlinear.kernels import LayerConfig
+
+    scheme = SCHEMES[name]
+    if kernel.deviation(LayerConfig(scheme, 64, 256)):
+        return dataclasses.replace(scheme, activation=None)
+    return scheme
+
+
+@pytest.mark.parametrize("name,kernel", WEIGHT_ONLY, ids=WEIGHT_ONLY_IDS)
+@pytest.mark.parametrize("n,k", [(64, 256), (100, 192)])
+def test_weight_only_and_mx_kernels_match_reference(name, kernel, n, k):
+    layer, qw, b = _layer(name, kernel, n, k)
+    for m in (1, 7, 16, 83):
+        x = _x(m, k, seed=m)
+        y = layer(x)
+        assert y.dtype == x.dtype and y.shape == (m, n)
+        ref = reference(computed_scheme(name, kernel), qw, b, x)
+        assert_close_to_reference(y, ref, f"{kernel.name} {name} M={m} {n}x{k}")
+
+
+def test_w4a4_on_the_weight_only_kernel_says_it_skips_activation_quantization():
+    from qlinear.kernels import LayerConfig
+
+    note = TritonW4A16Kernel.deviation(LayerConfig(SCHEMES["nvfp4"], 64, 256))
+    assert "skipping" in note and "e2m1" in note
+    assert TritonW4A16Kernel.deviation(LayerConfig(SCHEMES["nvfp4_a16"], 64, 256)) == ""
+
+
+@pytest.mark.parametrize("fmt,name", [(NVFP4, "nvfp4_a16"), (MXFP4, "mxfp4_a16")])
+def test_every_e2m1_code_and_extreme_scales_dequantize_exactly(fmt, name):
+    # All 256 byte values (every pair of codes, both signs, +-0) in each row, with the scale range's
+    # ends: NVFP4 e4m3 scales from the subnormal 2**-9 to 448, MXFP4 scales 2**-20 .. 2**4.
+    # x = identity picks single weights, so the output is the dequantized weight itself.
+    from qlinear.formats import dequantize
+    from qlinear.formats.quantized import QuantizedTensor
+    from qlinear.layers import QuantizedLinear
+
+    scheme = SCHEMES[name]
+    n, k = 8, 512
+    packed = torch.arange(256, dtype=torch.int32).repeat(n, 1).roll(1, dims=0).to(torch.uint8)
+    for r in range(n):
+        packed[r] = packed[r].roll(37 * r)
+    groups = k // scheme.weight.group_size
+    if fmt == NVFP4:
+        levels = torch.tensor([2.0**-9, 2.0**-7 * 1.375, 0.1, 1.0, 7.5, 100.0, 240.0, 448.0])
+        scale = levels[torch.arange(n * groups) % 8].reshape(n, groups).to(torch.float8_e4m3fn)
+        qw = QuantizedTensor(packed, scale, scheme.weight, (n, k), global_scale=torch.tensor(3.0e-3))
+    else:
+        scale = (torch.arange(n * groups) % 25 + 127 - 20).reshape(n, groups).to(torch.uint8)
+        qw = QuantizedTensor(packed, scale, scheme.weight, (n, k))
+    layer = QuantizedLinear(qw.__class__(*(t.to(DEVICE) if isinstance(t, torch.Tensor) else t for t in
+                                           (qw.data, qw.scale, qw.spec, qw.shape, qw.global_scale))),
+                            None, scheme, Dispatch.single(TritonW4A16Kernel), "codes")
+    kernel = layer.kernel
+    eye = torch.eye(k, dtype=torch.bfloat16, device=DEVICE)
+    lay = kernel.layout
+    expect = dequantize(qw, torch.float64)
+    for cfg in (DequantConfig(32, 16, 128), DequantConfig(32, 1, 128)):  # MMA and GEMV paths
+        y = dequant_gemm(eye, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, group=lay.group,
+                         config=cfg, scale_bias=lay.scale_bias, out_dtype=torch.float32)
+        torch.testing.assert_close(y.double().cpu(), expect.t(), rtol=2**-22, atol=0)
+    # the prefill path's bf16 copy holds the same values before the post scale
+    w16 = dequantize_weight(layer.weight, layer.weight_scale, k, wfmt=lay.wfmt, group=lay.group,
+                            scale_bias=lay.scale_bias)
+    torch.testing.assert_close((w16.double() * lay.post_scale.double()).cpu(), expect, rtol=2**-22, atol=0)
+
+
+def test_split_k_reduction_in_one_launch_matches_one_slice():
+    layer, qw, b = _layer("nvfp4_a16", TritonW4A16Kernel, 96, 1024)
+    post = layer.kernel.layout.post_scale
+    for m, block_m in ((5, 16), (1, 1)):
+        x = _x(m, 1024, seed=3)
+        ref = reference(SCHEMES["nvfp4_a16"], qw, b, x)
+        for s in (1, 2, 3, 8):
+            y = dequant_gemm(x, layer.weight, layer.weight_scale, post, wfmt=NVFP4, group=16,
+                             config=DequantConfig(32, block_m, 128, split_k=s), bias=b, out_dtype=torch.float32)
+            assert_close_to_reference(y, ref, f"split_k={s} block_m={block_m}")
+    # the arrival counters are left at zero for the next launch
+    from qlinear.kernels.triton.dequant_gemm import _counters
+
+    assert all(int(c.abs().sum()) == 0 for c in _counters.values())
+
+
+def test_mx_scales_spanning_too_many_binades_are_refused_with_the_reason():
+    from qlinear.formats.quantized import QuantizedTensor
+    from qlinear.layers import QuantizedLinear
+
+    scheme = SCHEMES["mxfp4_a16"]
+    packed = torch.full((4, 32), 0x22, dtype=torch.uint8, device=DEVICE)  # every element 1.0
+    scale = torch.tensor([[1], [140], [200], [250]], dtype=torch.uint8, device=DEVICE).expand(4, 2).contiguous()
+    qw = QuantizedTensor(packed, scale, scheme.weight, (4, 64))
+    with pytest.raises(ValueError, match="binades"):
+        QuantizedLinear(qw, None, scheme, Dispatch.single(TritonW4A16Kernel), "wide")
+
+
+def test_mxfp8_activation_quantization_is_bit_identical_to_formats():
+    x = _x(9, 256, seed=4) * torch.logspace(-4, 4, 256, device=DEVICE).to(torch.bfloat16)
+    x[2, :32] = 0
+    q, s = quantize_per_group(x, 32, e8m0=True)
+    ref = quantize(x, SCHEMES["mxfp8"].activation)
+    assert s.dtype == torch.uint8
+    assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
+
+
+@pytest.mark.parametrize("name,kernel", [c for c in WEIGHT_ONLY if c[1].batch_invariant],
+                         ids=[i for c, i in zip(WEIGHT_ONLY, WEIGHT_ONLY_IDS) if c[1].batch_invariant])
+def test_weight_only_and_mx_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
+    monkeypatch.setenv("QLINEAR_BATCH_INVARIANT", "1")
+    layer, _, _ = _layer(name, kernel, 64, 256)
+    batch = _x(130, 256, seed=5)
+    alone = layer(batch[:1])
+    full = layer(batch)
+    perm = torch.randperm(130, generator=torch.Generator().manual_seed(0))
+    permuted = layer(batch[perm])
+    assert torch.equal(full[0], alone[0])
+    assert torch.equal(permuted[int((perm == 0).nonzero())], alone[0])
+    assert torch.equal(layer(batch[:65])[64], full[64])

@@ -21,11 +21,14 @@ from .registry import (
     select_kernel,
 )
 from .scaled_mm_fp8 import CpuScaledMMFp8Kernel, CublasFp8Kernel
-from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel
+from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel, TritonMxfp8Kernel
+from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16Kernel
 
 # CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 wherever it
 # is correct (not M=1, K/128 % 4 == 0), Triton takes the rest; Triton rowwise FP8 and INT8 win
-# decode; torch._int_mm trails Triton INT8 at every M measured.
+# decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
+# bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
+# decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernel (per-32 scaling per K step) at every M.
 for _kernel in (
     CublasBlockFp8Kernel,
     TritonFp8BlockKernel,
@@ -33,6 +36,10 @@ for _kernel in (
     CublasFp8Kernel,
     TritonInt8Kernel,
     IntMMInt8Kernel,
+    DequantMMKernel,
+    TritonW8A16Kernel,
+    TritonW4A16Kernel,
+    TritonMxfp8Kernel,
 ):
     register_kernel(_kernel, ["cuda"])
 register_kernel(CpuScaledMMFp8Kernel, ["cpu"])
@@ -47,6 +54,10 @@ __all__ = [
     "TritonFp8BlockKernel",
     "TritonFp8RowwiseKernel",
     "TritonInt8Kernel",
+    "TritonMxfp8Kernel",
+    "DequantMMKernel",
+    "TritonW4A16Kernel",
+    "TritonW8A16Kernel",
     "select_dispatch",
     "CpuScaledMMFp8Kernel",
     "CublasFp8Kernel",

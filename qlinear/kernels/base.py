@@ -102,6 +102,12 @@ class LinearKernel(ABC):
         replaced; a kernel keeps its derived tensors (padded copies, transposed views) on itself.
         """
 
+    @classmethod
+    def deviation(cls, config: LayerConfig) -> str:
+        """How this kernel's numbers knowingly differ from ``config``'s scheme ("" when they do not),
+        e.g. a W4A4 scheme run weight-only. ``explain`` prints it beside the choice."""
+        return ""
+
     @abstractmethod
     def apply(self, layer: QuantizedLinear, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``x [M, K]`` (bf16/fp16/fp32) -> ``[M, N]`` in ``x.dtype``."""

@@ -93,18 +93,21 @@ class Selection:
         rejected: every candidate tried before it, in priority order, with its reason.
         forced: the backend/kernel name the user forced, if any.
         measured: True when the kernel won as the measured choice of ``qlinear tune`` (tried first).
+        deviation: how the chosen kernel's numbers differ from the scheme (see ``LinearKernel.deviation``).
     """
 
     kernel: type[LinearKernel]
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
     forced: str | None = None
     measured: bool = False
+    deviation: str = ""
 
     def to_dict(self) -> dict:
         return {
             "kernel": self.kernel.name,
             "forced": self.forced,
             "measured": self.measured,
+            "deviation": self.deviation,
             "rejected": [{"kernel": r.kernel, "reason": r.reason} for r in self.rejected],
         }
 
@@ -172,7 +175,8 @@ def select_kernel(
     for kernel in pool:
         reason = _verdict(kernel, config, platform, disabled_set)
         if not reason:
-            selection = Selection(kernel, tuple(rejected), backend, measured=kernel.name == prefer)
+            selection = Selection(kernel, tuple(rejected), backend, measured=kernel.name == prefer,
+                                  deviation=kernel.deviation(config))
             _warn_if_fallback(selection, config, platform)
             return selection
         rejected.append(Rejection(kernel.name, reason))

@@ -5,11 +5,14 @@
   measurement, see ``triton/configs.py``); otherwise one fused quantization pass, then the GEMM.
 * ``triton_fp8_rowwise``: per-channel (or per-tensor) e4m3 weight x dynamic per-token e4m3 activation.
 * ``triton_int8``: per-channel int8 weight x dynamic per-token int8 activation (int32 accumulation).
+* ``triton_mxfp8``: MXFP8 (OCP MX) e4m3 weight x dynamic MXFP8 activation, both with e8m0 scales
+  per 32 applied to each 32-wide K step's product on FP8 tensor cores.
 
 All read the canonical weight buffers as stored (``[N, K]``, K contiguous); nothing is repacked.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -49,7 +52,7 @@ class _TritonW8A8(LinearKernel):
         from .triton.configs import BATCH_INVARIANT, pick_config
 
         if batch_invariant_mode():
-            return BATCH_INVARIANT, False
+            return (dataclasses.replace(BATCH_INVARIANT, block_k=32) if self.scale_kind == "mx" else BATCH_INVARIANT), False
         return pick_config(m, self.config.out_features, self.config.in_features, kind=self.scale_kind)
 
 
@@ -142,3 +145,33 @@ class TritonInt8Kernel(_TritonRowwise):
     summary = "Triton INT8 W8A8: per-channel W x dynamic per-token A, int32 accumulation"
     element, torch_dtype = "int8", torch.int8
     min_capability, hardware = INT8_TRITON_MIN_CAPABILITY, "INT8 mma in Triton"
+
+
+class TritonMxfp8Kernel(_TritonW8A8):
+    name = "triton_mxfp8"
+    scale_kind = "mx"
+    summary = ("Triton MXFP8 W8A8 on FP8 tensor cores: e8m0 scales per 32 applied per K step; "
+               "fused MXFP8 activation quantization")
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+
+        def mx(spec):
+            return (spec is not None and spec.dtype == "e4m3" and spec.granularity == "group"
+                    and spec.group_size == 32 and spec.scale_dtype == "e8m0")
+
+        return spec_mismatch(config, "MXFP8 weights with dynamic MXFP8 activations", mx(w) and mx(a) and a.dynamic)
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from .triton.act_quant import quantize_per_group
+        from .triton.scaled_gemm import scaled_gemm
+
+        cfg, swap = self.config_for(x.shape[0])
+        q, s = quantize_per_group(x.contiguous(), 32, e8m0=True)
+        return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="mx", b_mode="mx",
+                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)

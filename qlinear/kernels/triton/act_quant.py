@@ -4,6 +4,8 @@
 * per-token INT8 (symmetric): ``scale[m] = max(amax_row, 1e-12) / 127``, round half to even
 * 1xG group FP8 e4m3 (G = 128 for the block recipe): one scale per G elements of a row,
   ragged last group allowed (its scale covers only real elements).
+* MXFP8 (OCP MX v1.0): e4m3 with one e8m0 scale per 32 elements, the exponent rounded up so
+  nothing clips (the rule of :mod:`qlinear.formats.e8m0`); scales written as uint8.
 
 The numbers are bit-identical to :func:`qlinear.formats.quantize` (same fp32 operations: IEEE
 ``scale = amax / qmax``, one rounded reciprocal, one multiply per element); the tests check that on
@@ -22,11 +24,31 @@ from .numerics import INTERPRETED, rint, to_e4m3
 
 
 @triton.jit
+def _pow2(e):
+    """``2**e`` as fp32 for integer ``e`` in [-127, 127], built from its bits (exact, no exp2)."""
+    return tl.where(e >= -126, (e + 127) << 23, 1 << 22).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _e8m0_exponent(amax, QMAX: tl.constexpr):
+    """The smallest X in [-127, 127] with ``amax / 2**X <= QMAX`` (:func:`qlinear.formats.e8m0.exponent_for`)."""
+    v = tl.math.div_rn(amax, QMAX)
+    bits = v.to(tl.int32, bitcast=True)
+    field = (bits >> 23) & 0xFF
+    mantissa = bits & 0x7FFFFF
+    x = tl.where(mantissa == 0, field - 127, field - 126)  # ceil(log2 v) for a normal v
+    x = tl.where(field == 0, tl.where(mantissa > (1 << 22), -126, -127), x)
+    x = tl.minimum(x, 127)
+    x = tl.where(amax > QMAX * _pow2(x), x + 1, x)  # the division rounded v down across a power of two
+    return tl.where(v > 0, tl.minimum(x, 127), -127)
+
+
+@triton.jit
 def _quant_groups_kernel(
     x_ptr, q_ptr, s_ptr, M, K,
     stride_xm, stride_qm, stride_sm, stride_sg,
     GROUP: tl.constexpr, GROUPS_PER_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr,
-    QMAX: tl.constexpr, FLOOR: tl.constexpr, EXPLICIT: tl.constexpr,
+    QMAX: tl.constexpr, FLOOR: tl.constexpr, E8M0: tl.constexpr, EXPLICIT: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -36,8 +58,14 @@ def _quant_groups_kernel(
     mask = (rows[:, None, None] < M) & (cols[None, :, :] < K)
     x = tl.load(x_ptr + rows[:, None, None] * stride_xm + cols[None, :, :], mask=mask, other=0.0).to(tl.float32)
     amax = tl.max(tl.abs(x), axis=2)  # [BLOCK_M, G]
-    scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
-    q = to_e4m3(x * tl.math.div_rn(1.0, scale)[:, :, None], EXPLICIT)
+    if E8M0:
+        exponent = _e8m0_exponent(amax, QMAX)
+        inverse = _pow2(-exponent)
+        scale = (exponent + 127).to(tl.uint8)
+    else:
+        scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
+        inverse = tl.math.div_rn(1.0, scale)
+    q = to_e4m3(x * inverse[:, :, None], EXPLICIT)
     tl.store(q_ptr + rows[:, None, None] * stride_qm + cols[None, :, :], q, mask=mask)
     smask = (rows[:, None] < M) & (groups[None, :] * GROUP < K)
     tl.store(s_ptr + rows[:, None] * stride_sm + groups[None, :] * stride_sg, scale, mask=smask)
@@ -109,23 +137,26 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     return q, s
 
 
-def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)] fp32)``, one scale per 1 x ``group``.
+def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False,
+                       e8m0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)])``, one scale per 1 x ``group``.
 
-    ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``).
+    Scales are fp32 dequant multipliers, or with ``e8m0=True`` (MXFP8, ``group=32``) uint8 e8m0
+    exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``).
     """
     m, k = x.shape
     groups = triton.cdiv(k, group)
     q = torch.empty((m, k), device=x.device, dtype=torch.float8_e4m3fn)
-    s = torch.empty((groups, m), device=x.device, dtype=torch.float32).t() if m_major else torch.empty(
-        (m, groups), device=x.device, dtype=torch.float32
+    sdtype = torch.uint8 if e8m0 else torch.float32
+    s = torch.empty((groups, m), device=x.device, dtype=sdtype).t() if m_major else torch.empty(
+        (m, groups), device=x.device, dtype=sdtype
     )
     gpb = min(16, triton.next_power_of_2(groups))
     block_m = max(1, min(16, 8192 // (gpb * group)))  # about 8192 elements (16 KB of bf16) per program
     grid = (triton.cdiv(m, block_m), triton.cdiv(groups, gpb))
     _quant_groups_kernel[grid](
         x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
-        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR,
+        GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, E8M0=e8m0,
         EXPLICIT=INTERPRETED, num_warps=8,
     )
     return q, s

@@ -71,11 +71,18 @@ def _split_k(tiles: int, k_tiles: int, target: int) -> int:
 def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_COUNT_HOPPER) -> tuple[GemmConfig, bool]:
     """``(config, swap_ab)`` for an ``[m, k] x [n, k]^T`` product.
 
-    ``kind`` is ``block`` (per-K-tile scales) or ``rowwise`` (scales in the epilogue).
+    ``kind`` is ``block`` (per-K-tile scales), ``rowwise`` (scales in the epilogue) or ``mx``
+    (e8m0 scales per 32-wide K step).
     Decode sizes (m <= 64) swap the operands: the weight's rows take the MMA's M side (so Hopper's
     wgmma applies at M=1) and the tokens its N side. Block scaling waits for each K-tile's product,
     so it wants more programs in flight (a deeper K split) than rowwise scaling does.
     """
+    if kind == "mx":  # e8m0 scales per 32: one 32-wide K step per product
+        if m <= 64:
+            bn = 16 if m <= 16 else 64
+            split = _split_k(-(-n // 64), -(-k // 32) // 4, 2 * sms)
+            return GemmConfig(64, bn, 32, group_m=1, split_k=split, num_warps=4, num_stages=6), True
+        return GemmConfig(128, 128, 32, group_m=8, num_warps=8, num_stages=5), False
     if m <= 64:
         tuned = tuned_decode(kind, m, n, k)
         if tuned is not None:

@@ -10,9 +10,10 @@ mode  A                  B
 0     per-tensor ``[]``   per-tensor ``[]``
 1     per-token ``[M]``   per-channel ``[N]``
 2     1 x BLOCK_K groups  ``SCALE_BLOCK_N x BLOCK_K`` blocks ``[ceil(N/128), ceil(K/128)]``
+3     e8m0 per 1 x 32     e8m0 per 1 x 32 ``[N, K/32]`` uint8 (OCP MX; ``BLOCK_K == 32``)
 ====  =================  ==========================================================
 
-Modes 0/1 on both sides scale once in the epilogue; a mode-2 side (the DeepSeek-V3 recipe) needs
+Modes 0/1 on both sides scale once in the epilogue; a mode-2 or -3 side (the DeepSeek-V3 recipe) needs
 ``BLOCK_K == 128`` and scales each K-tile's partial product before accumulating. With ``quant_a``
 the kernel quantizes each 1 x 128 group of a bf16 A in registers (decode: no separate pass over x),
 with the same rounding as :mod:`qlinear.formats`. ``split_k > 1`` adds partial sums atomically into a
@@ -52,9 +53,13 @@ class GemmConfig:
 
 @triton.jit
 def _scale_vector(ptr, idx, kt, stride_r, stride_k, MODE: tl.constexpr, ROWS: tl.constexpr, n: tl.constexpr):
-    """Per-K-tile scales of one operand: mode 2 reads row ``idx // ROWS`` of K-tile ``kt``; else ones."""
+    """Per-K-tile scales of one operand: mode 2 reads row ``idx // ROWS`` of K-tile ``kt`` (fp32),
+    mode 3 the e8m0 byte of row ``idx`` (its value ``2**(e - 127)`` is the fp32 with exponent field e;
+    e = 0 gives 0, which only all-zero groups carry); else ones."""
     if MODE == 2:
         return tl.load(ptr + (idx // ROWS) * stride_r + kt * stride_k)
+    if MODE == 3:
+        return (tl.load(ptr + idx * stride_r + kt * stride_k).to(tl.int32) << 23).to(tl.float32, bitcast=True)
     return tl.full((n,), 1.0, tl.float32)
 
 
@@ -107,7 +112,7 @@ def _scaled_gemm_kernel(
     per_split = tl.cdiv(k_tiles, SPLIT_K)
     k_first = pid_k * per_split
     k_last = tl.minimum(k_first + per_split, k_tiles)
-    PER_K: tl.constexpr = (A_SCALE == 2) or (B_SCALE == 2) or (QUANT != 0)
+    PER_K: tl.constexpr = (A_SCALE >= 2) or (B_SCALE >= 2) or (QUANT != 0)
     ACC: tl.constexpr = tl.int32 if ACC_INT else tl.float32
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
@@ -164,7 +169,7 @@ def _strides(t: torch.Tensor) -> tuple[int, int]:
 # Triton 3.6's CPU interpreter truncates fp32 -> bf16 in stores instead of rounding; under it the
 # product is stored in float32 and rounded by PyTorch (compiled kernels round in the store).
 
-_MODES = {"tensor": 0, "token": 1, "channel": 1, "group": 2, "block": 2}
+_MODES = {"tensor": 0, "token": 1, "channel": 1, "group": 2, "block": 2, "mx": 3}
 
 
 def scaled_gemm(
@@ -206,6 +211,8 @@ def scaled_gemm(
     am, bm = _MODES[a_mode], _MODES[b_mode]
     if (am == 2 or bm == 2) and config.block_k != 128:
         raise ValueError(f"group/block scales need block_k == 128, config has {config.block_k}")
+    if (am == 3 or bm == 3) and config.block_k != 32:
+        raise ValueError(f"MX e8m0 scales (one per 32) need block_k == 32, config has {config.block_k}")
     is_int = b.dtype == torch.int8
     if config.split_k > 1 or INTERPRETED:
         c = torch.zeros((m, n), device=a.device, dtype=torch.float32)

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Issue 4, round 1: weight-only / MX kernel tests on the GPU, W4A16 decode config sweep, MXFP8 bench.
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/env.txt"
+timeout 200 python3 -m pytest -q -x -p no:cacheprovider tests/test_gpu.py tests/test_triton_kernels.py \
+  -k "weight_only or mx or e2m1 or split_k_reduction or binades or w4a4 or graph" 2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
+timeout 260 python3 bench/sweep_weight_only.py "$OUT/sweep_weight_only.json" 2>&1 | tee "$OUT/sweep_weight_only.txt"
+timeout 120 python3 -m qlinear.cli bench --shape 4096x4096 --shape 28672x4096 --schemes mxfp8,nvfp4_a16 --m 1,16,4096 2>&1 | tee "$OUT/bench_mx.txt" | tail -30

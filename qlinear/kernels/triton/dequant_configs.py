@@ -1,0 +1,49 @@
+"""Launch configurations of the weight-only GEMM (:mod:`.dequant_gemm`), by M and weight shape.
+
+Decode streams the weight once: ``block_m`` covers the tokens (16 rows, the smallest bf16 MMA
+width), and split-K (reduced in the same launch) gives every SM a few programs even for narrow
+layers. Prefill uses 128x128 tiles. Numbers from ``bench/sweep_weight_only.py`` on an H200
+(``bench/results/h200_issue4.md``).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .dequant_gemm import DequantConfig
+
+SM_COUNT_HOPPER = 132
+# Batch-invariant mode: one tile shape for every M and no split-K.
+BATCH_INVARIANT = DequantConfig(block_n=64, block_m=64, block_k=128, split_k=1, num_warps=4, num_stages=3)
+
+
+def fit_block_k(config: DequantConfig, k: int) -> DequantConfig:
+    """``config`` with the largest ``block_k`` <= its own that divides K (grouped formats need whole tiles)."""
+    block_k = config.block_k
+    while block_k > 32 and k % block_k:
+        block_k //= 2
+    return config if block_k == config.block_k else dataclasses.replace(config, block_k=block_k)
+
+
+def _split_k(tiles: int, k_tiles: int, target: int) -> int:
+    split = 1
+    while tiles * split < target and k_tiles // (split * 2) >= 2:
+        split *= 2
+    return split
+
+
+def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_COUNT_HOPPER) -> DequantConfig:
+    """The config for an ``[m, k] x [n, k]^T`` product with ``element`` (``e2m1`` or ``e4m3``) weights."""
+    if m == 1:  # GEMV on the CUDA cores
+        cfg = fit_block_k(DequantConfig(32, 1, 512 if element == "e2m1" else 256, num_warps=4, num_stages=2), k)
+        return dataclasses.replace(cfg, split_k=_split_k(-(-n // 32), k // cfg.block_k, 2 * sms))
+    if m <= 64:
+        block_m = 16 if m <= 16 else 64
+        block_k = 256 if element == "e2m1" else 128
+        block_n = 64
+        cfg = fit_block_k(DequantConfig(block_n, block_m, block_k, num_warps=4, num_stages=4), k)
+        split = _split_k(-(-n // block_n), k // cfg.block_k, 2 * sms)
+        return dataclasses.replace(cfg, split_k=split)
+    # 128x128x64 tiles with 8 warps gave NaN for MXFP8 weights at M=4096 on the H200 (not understood;
+    # bench/results/h200_issue4.md); prefill is served by dequant_cublas, so this path uses the
+    # batch-invariant tiles, checked at M up to 4096 by the GPU tests.
+    return fit_block_k(BATCH_INVARIANT, k)
