@@ -79,21 +79,6 @@ def test_split_k_and_swapped_decode_paths_match_reference():
         assert_close_to_reference(y, ref, f"split_k={split} swap_ab={swap}")
 
 
-@pytest.mark.parametrize("name,kernel", KERNELS, ids=["block", "rowwise", "int8"])
-def test_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
-    monkeypatch.setenv("QLINEAR_BATCH_INVARIANT", "1")
-    layer, _, _ = _layer(name, kernel, 64, 256)
-    batch = _x(130, 256, seed=5)  # crosses the 64-row tile boundary twice
-    alone = layer(batch[:1])
-    full = layer(batch)
-    perm = torch.randperm(130, generator=torch.Generator().manual_seed(0))
-    permuted = layer(batch[perm])
-    where = int((perm == 0).nonzero())
-    assert torch.equal(full[0], alone[0])
-    assert torch.equal(permuted[where], alone[0])
-    assert torch.equal(layer(batch[:65])[64], full[64])  # row 64 alone in its tile vs. in a full batch
-
-
 # --- weight-only (W4A16, W8A16) and MXFP8 kernels -------------------------------------------------
 
 from qlinear.kernels import TritonMxfp8Kernel, TritonW4A16Kernel, TritonW8A16Kernel  # noqa: E402
@@ -216,16 +201,19 @@ def test_mxfp8_activation_quantization_is_bit_identical_to_formats():
     assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
 
 
-@pytest.mark.parametrize("name,kernel", [c for c in WEIGHT_ONLY if c[1].batch_invariant],
-                         ids=[i for c, i in zip(WEIGHT_ONLY, WEIGHT_ONLY_IDS) if c[1].batch_invariant])
-def test_weight_only_and_mx_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
+BATCH_INVARIANT_CASES = [(c, i) for c, i in zip(KERNELS + WEIGHT_ONLY, ["block", "rowwise", "int8"] + WEIGHT_ONLY_IDS)
+                         if c[1].batch_invariant]
+
+
+@pytest.mark.parametrize("name,kernel", [c for c, _ in BATCH_INVARIANT_CASES], ids=[i for _, i in BATCH_INVARIANT_CASES])
+def test_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
     monkeypatch.setenv("QLINEAR_BATCH_INVARIANT", "1")
     layer, _, _ = _layer(name, kernel, 64, 256)
-    batch = _x(130, 256, seed=5)
+    batch = _x(130, 256, seed=5)  # crosses the 64-row tile boundary twice
     alone = layer(batch[:1])
     full = layer(batch)
     perm = torch.randperm(130, generator=torch.Generator().manual_seed(0))
     permuted = layer(batch[perm])
     assert torch.equal(full[0], alone[0])
     assert torch.equal(permuted[int((perm == 0).nonzero())], alone[0])
-    assert torch.equal(layer(batch[:65])[64], full[64])
+    assert torch.equal(layer(batch[:65])[64], full[64])  # row 64 alone in its tile vs. in a full batch

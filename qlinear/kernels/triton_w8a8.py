@@ -46,6 +46,12 @@ class _TritonW8A8(LinearKernel):
     batch_invariant = True  # with the fixed config used under QLINEAR_BATCH_INVARIANT=1
 
     scale_kind = "rowwise"
+    min_capability: int = FP8_TENSOR_CORES
+    hardware: str = "FP8 tensor cores"
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        return _cuda_triton(platform, cls.min_capability, cls.hardware)
 
     def config_for(self, m: int):
         """``(GemmConfig, swap_ab)`` for ``m`` rows: fixed in batch-invariant mode."""
@@ -60,10 +66,6 @@ class TritonFp8BlockKernel(_TritonW8A8):
     name = "triton_fp8_block"
     scale_kind = "block"
     summary = "Triton FP8 128x128-block W x 1x128-group A; swapped decode GEMM, in-kernel quantization where faster"
-
-    @classmethod
-    def is_supported(cls, platform: Platform) -> Verdict:
-        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
@@ -109,13 +111,7 @@ class _TritonRowwise(_TritonW8A8):
 
     element: str
     torch_dtype: torch.dtype
-    min_capability: int
-    hardware: str
     weight_granularities: tuple[str, ...] = ("channel",)
-
-    @classmethod
-    def is_supported(cls, platform: Platform) -> Verdict:
-        return _cuda_triton(platform, cls.min_capability, cls.hardware)
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
@@ -136,7 +132,6 @@ class TritonFp8RowwiseKernel(_TritonRowwise):
     name = "triton_fp8_rowwise"
     summary = "Triton FP8 per-channel/per-tensor W x dynamic per-token A (fused per-token quantization)"
     element, torch_dtype = "e4m3", torch.float8_e4m3fn
-    min_capability, hardware = FP8_TENSOR_CORES, "FP8 tensor cores"
     weight_granularities = ("channel", "tensor")
 
 
@@ -152,10 +147,6 @@ class TritonMxfp8Kernel(_TritonW8A8):
     scale_kind = "mx"
     summary = ("Triton MXFP8 W8A8 on FP8 tensor cores: e8m0 scales per 32 applied per K step; "
                "fused MXFP8 activation quantization")
-
-    @classmethod
-    def is_supported(cls, platform: Platform) -> Verdict:
-        return _cuda_triton(platform, FP8_TENSOR_CORES, "FP8 tensor cores")
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:

@@ -8,6 +8,8 @@
   (``fp8_a16``), bf16 activations; sm_89+ (Triton's e4m3 type). Also offered for the W8A8
   ``mxfp8`` scheme, where it skips the activation quantization; ``qlinear tune`` and the shipped
   priorities decide per M bucket against the FP8 tensor-core kernel.
+* ``dequant_cublas``: prefill (M > 64) of all of the above: an exact bf16 copy of the weight for
+  the call, then cuBLAS bf16.
 
 Weights stay in the canonical layout (packed ``[N, K/2]`` or ``[N, K]``, K contiguous); ``prepare``
 only derives the fp32 epilogue multiplier and the power-of-two shift that keeps every in-register
@@ -21,7 +23,7 @@ import torch
 
 from ..formats.e8m0 import E8M0_BIAS
 from ..platform import FP8_TENSOR_CORES, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .base import LayerConfig, LinearKernel, Verdict, spec_mismatch
 from .modes import batch_invariant_mode
 from .triton_w8a8 import _cuda_triton
 
@@ -116,28 +118,35 @@ def weight_only_layout(layer) -> WeightOnlyLayout:
     return WeightOnlyLayout(MXFP8, w.group_size, -shift, torch.tensor([2.0**shift], device=device))
 
 
-def _nvfp4_or_mxfp4(w) -> bool:
+def _runs_as_w4a16(scheme) -> bool:
+    """NVFP4 or MXFP4 weights, activations none or e2m1 (W4A4 is run weight-only)."""
+    w, a = scheme.weight, scheme.activation
     nvfp4 = w.scale_dtype == "e4m3" and w.group_size == 16 and w.global_scale == "tensor"
     mxfp4 = w.scale_dtype == "e8m0" and w.group_size == 32
-    return w.dtype == "e2m1" and w.granularity == "group" and (nvfp4 or mxfp4)
+    return w.dtype == "e2m1" and w.granularity == "group" and (nvfp4 or mxfp4) and (a is None or a.dtype == "e2m1")
 
 
-def _e4m3_weight_only(w) -> bool:
+def _runs_as_w8a16(scheme) -> bool:
+    """MXFP8 weights (activations none or e4m3, W8A8 run weight-only) or per-channel e4m3 weight-only."""
+    w, a = scheme.weight, scheme.activation
     mx = w.granularity == "group" and w.scale_dtype == "e8m0" and w.group_size == 32
     channel = w.granularity == "channel" and w.scale_dtype == "fp32"
-    return w.dtype == "e4m3" and (mx or channel)
+    return w.dtype == "e4m3" and ((mx and (a is None or a.dtype == "e4m3")) or (channel and a is None))
 
 
-def _k_verdict(config: LayerConfig) -> Verdict:
-    if config.in_features % 32:
+def _weight_only_verdict(config: LayerConfig, ok: bool, accepted: str) -> Verdict:
+    """The scheme check, then K: grouped formats step through K 32 elements (one bf16 MMA step) at a time."""
+    verdict = spec_mismatch(config, accepted, ok)
+    if verdict[0] and config.scheme.weight.granularity == "group" and config.in_features % 32:
         return False, f"needs in_features divisible by 32 (one bf16 MMA step), got {config.in_features}"
-    return OK
+    return verdict
 
 
-class _TritonWeightOnly(LinearKernel):
+class _WeightOnly(LinearKernel):
+    """What every weight-only kernel shares: the layout derived in ``prepare`` and the note that a
+    W4A4/W8A8 scheme runs without its activation quantization."""
+
     backend = "triton"
-    batch_invariant = True  # with the fixed config used under QLINEAR_BATCH_INVARIANT=1 (no split-K)
-    element: str
 
     @classmethod
     def deviation(cls, config: LayerConfig) -> str:
@@ -145,6 +154,11 @@ class _TritonWeightOnly(LinearKernel):
 
     def prepare(self, layer) -> None:
         self.layout = weight_only_layout(layer)
+
+
+class _TritonWeightOnly(_WeightOnly):
+    batch_invariant = True  # with the fixed config used under QLINEAR_BATCH_INVARIANT=1 (no split-K)
+    element: str
 
     def config_for(self, m: int):
         from .triton.dequant_configs import BATCH_INVARIANT, fit_block_k, pick_dequant_config
@@ -176,10 +190,8 @@ class TritonW4A16Kernel(_TritonWeightOnly):
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
-        a = config.scheme.activation
-        ok = _nvfp4_or_mxfp4(config.scheme.weight) and (a is None or a.dtype == "e2m1")
-        verdict = spec_mismatch(config, "NVFP4 or MXFP4 e2m1 weights (W4A16; W4A4 runs as W4A16)", ok)
-        return _k_verdict(config) if verdict[0] else verdict
+        return _weight_only_verdict(config, _runs_as_w4a16(config.scheme),
+                                    "NVFP4 or MXFP4 e2m1 weights (W4A16; W4A4 runs as W4A16)")
 
 
 class TritonW8A16Kernel(_TritonWeightOnly):
@@ -193,23 +205,19 @@ class TritonW8A16Kernel(_TritonWeightOnly):
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        mx = w.granularity == "group"
-        ok = _e4m3_weight_only(w) and (a is None or (mx and a.dtype == "e4m3"))
-        verdict = spec_mismatch(config, "MXFP8 or per-channel e4m3 weights (W8A16; MXFP8 W8A8 runs as W8A16)", ok)
-        return _k_verdict(config) if verdict[0] and mx else verdict
+        return _weight_only_verdict(config, _runs_as_w8a16(config.scheme),
+                                    "MXFP8 or per-channel e4m3 weights (W8A16; MXFP8 W8A8 runs as W8A16)")
 
 
 PREFILL_MIN_M = 65  # the first prefill bucket of .dispatch.M_BUCKETS
 
 
-class DequantMMKernel(LinearKernel):
+class DequantMMKernel(_WeightOnly):
     """Prefill of weight-only formats: one Triton pass writes the weight as bf16 (exactly the values
     the in-register kernels use), then cuBLAS bf16 GEMM with fp32 output; the scale factors left out
     of the bf16 values are applied to the fp32 product. The bf16 copy lives for the call only."""
 
     name = "dequant_cublas"
-    backend = "triton"
     summary = ("prefill of NVFP4/MXFP4/MXFP8/per-channel-e4m3 weight-only layers: Triton dequantization to "
                "bf16, then cuBLAS bf16 GEMM (M > 64)")
 
@@ -219,23 +227,12 @@ class DequantMMKernel(LinearKernel):
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        ok = (_nvfp4_or_mxfp4(w) and (a is None or a.dtype == "e2m1")) or (
-            _e4m3_weight_only(w) and (a is None or (w.granularity == "group" and a.dtype == "e4m3")))
-        verdict = spec_mismatch(config, "NVFP4/MXFP4/MXFP8/per-channel e4m3 weights, run weight-only", ok)
-        if not verdict[0]:
-            return verdict
-        if config.min_m < PREFILL_MIN_M:
+        ok = _runs_as_w4a16(config.scheme) or _runs_as_w8a16(config.scheme)
+        verdict = _weight_only_verdict(config, ok, "NVFP4/MXFP4/MXFP8/per-channel e4m3 weights, run weight-only")
+        if verdict[0] and config.min_m < PREFILL_MIN_M:
             return False, (f"prefill only (M >= {PREFILL_MIN_M}): writing a bf16 copy of the weight costs more "
                            "than decode's whole GEMM")
-        return _k_verdict(config) if w.granularity == "group" else OK
-
-    @classmethod
-    def deviation(cls, config: LayerConfig) -> str:
-        return _skipped_activation(config)
-
-    def prepare(self, layer) -> None:
-        self.layout = weight_only_layout(layer)
+        return verdict
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         from .triton.dequant_gemm import FP8_CHANNEL, dequantize_weight

@@ -216,6 +216,13 @@ def _dequant_kernel(w_ptr, s_ptr, out_ptr, N, K, stride_w, stride_s, stride_o, s
         tl.store(out_ptr + n_idx[:, None] * stride_o + (k0 + kk)[None, :], q.to(out_ty), mask=kmask)
 
 
+def _scale_bytes(scales: torch.Tensor | None) -> torch.Tensor | None:
+    """e4m3 scales as their bytes: the kernels decode them by bit arithmetic (any sm_80+ GPU)."""
+    if scales is not None and scales.dtype == torch.float8_e4m3fn:
+        return scales.view(torch.uint8)
+    return scales
+
+
 def dequantize_weight(w: torch.Tensor, scales: torch.Tensor | None, k: int, *, wfmt: int, group: int,
                       scale_bias: int = 0) -> torch.Tensor:
     """The weight as bf16 ``[N, K]`` holding exactly the values :func:`dequant_gemm` multiplies in its
@@ -223,8 +230,7 @@ def dequantize_weight(w: torch.Tensor, scales: torch.Tensor | None, k: int, *, w
     n = w.shape[0]
     block_k = 128 if wfmt >= MXFP8 else (64 if k % 64 == 0 else 32)
     out = torch.empty((n, k), device=w.device, dtype=torch.float32 if INTERPRETED else torch.bfloat16)
-    if scales is not None and scales.dtype == torch.float8_e4m3fn:
-        scales = scales.view(torch.uint8)
+    scales = _scale_bytes(scales)
     grid = (triton.cdiv(n, 64), triton.cdiv(k, block_k))
     _dequant_kernel[grid](w, scales if scales is not None else out, out, n, k, w.stride(0),
                           scales.stride(0) if scales is not None else 0, out.stride(0), scale_bias,
@@ -287,8 +293,7 @@ def dequant_gemm(
     else:
         ws = counters = c
     placeholder = post_scale
-    if scales is not None and scales.dtype == torch.float8_e4m3fn:
-        scales = scales.view(torch.uint8)  # decoded by bit arithmetic in the kernel (any sm_80+ GPU)
+    scales = _scale_bytes(scales)
     _dequant_gemm_kernel[grid](
         w, scales if scales is not None else placeholder, x, c, post_scale,
         channel_scale if channel_scale is not None else placeholder,
