@@ -211,7 +211,9 @@ def cmd_kernels(args) -> int:
     here = platform_of(resolve_device(args.device))
     rows = []
     for k in kernel_registry.all_kernels():
-        served = [s for s in SCHEMES.values() if k.can_implement(kernel_registry.LayerConfig(s, 4096, 4096))[0]]
+        served = [s for s in SCHEMES.values()
+                  if any(k.can_implement(kernel_registry.LayerConfig(s, 4096, 4096, min_m=lo, max_m=hi))[0]
+                         for lo, hi in kernel_registry.M_BUCKETS)]  # prefill-only kernels serve some buckets
         ok, reason = k.is_supported(here)
         lists = [kind for kind in kernel_registry.registry.PLATFORM_KINDS if k in kernel_registry.candidates(Platform(kind))]
         rows.append({"kernel": k.name, "backend": k.backend, "summary": k.summary, "schemes": [s.name for s in served],
