@@ -43,7 +43,7 @@ def _skipped_activation(config: LayerConfig) -> str:
             f"to the unquantized layer than the W{bits[config.scheme.weight.dtype]}A{bits[act.dtype]} reference")
 
 
-def _e8m0_shift(scales: torch.Tensor, nonzero_groups: torch.Tensor, element: str, top: int) -> int:
+def _e8m0_shift(scales: torch.Tensor, nonzero_groups: torch.Tensor, element: str, top: int, layer_name: str) -> int:
     """The shift ``c`` of the in-loop scale factors ``2**(s - 127 - c)``: the largest group scale
     becomes ``2**top``, and the smallest non-zero product must stay bf16-normal.
 
@@ -57,7 +57,8 @@ def _e8m0_shift(scales: torch.Tensor, nonzero_groups: torch.Tensor, element: str
     span = _MIN_ELEMENT_EXP[element] + top - BF16_MIN_NORMAL_EXP
     if hi - lo > span:
         raise ValueError(
-            f"e8m0 scales span 2**{lo - E8M0_BIAS}..2**{hi - E8M0_BIAS}: more than the {span} binades a bf16 "
+            f"layer {layer_name or '<unnamed>'}: weight_scale (e8m0) spans 2**{lo - E8M0_BIAS}..2**{hi - E8M0_BIAS}: "
+            f"more than the {span} binades a bf16 "
             f"dequantization holds exactly; run this layer on the emulation kernel (QLINEAR_BACKEND=emulation)")
     return hi - E8M0_BIAS - top
 
@@ -110,11 +111,11 @@ def weight_only_layout(layer) -> WeightOnlyLayout:
     if w.dtype == "e2m1":
         # The bf16 scale factor 2**(s - 1 - c) carries the e2m1 bit patterns' 2**126 and must stay
         # <= 2**127: top = 1 (in-loop products then peak at 6 * 2 = 12).
-        shift = _e8m0_shift(layer.weight_scale, nonzero, "e2m1", top=1)
+        shift = _e8m0_shift(layer.weight_scale, nonzero, "e2m1", top=1, layer_name=layer.layer_name)
         return WeightOnlyLayout(MXFP4, w.group_size, E2M1_BIT_EXPONENT - shift,
                                 torch.tensor([2.0**shift], device=device))
     # e4m3 up to 448 < 2**9: in-loop products q * 2**(s - 127 - c) stay below 2**(9 + 8).
-    shift = _e8m0_shift(layer.weight_scale, nonzero, "e4m3", top=8)
+    shift = _e8m0_shift(layer.weight_scale, nonzero, "e4m3", top=8, layer_name=layer.layer_name)
     return WeightOnlyLayout(MXFP8, w.group_size, -shift, torch.tensor([2.0**shift], device=device))
 
 
