@@ -15,7 +15,7 @@ from .evaluate import generate, linear_bytes, perplexity, token_windows, weight_
 from .layers import DEFAULT_IGNORE, plan, quantize
 from .models import load_model, model_label, resolve_device
 from .platform import CPU, Platform, platform_of, simulated_cuda
-from .schemes import SCHEMES, get_scheme
+from .schemes import ONLINE_SCHEMES, SCHEMES, get_scheme
 from .text import load_text
 
 BASELINE = "bf16"
@@ -32,7 +32,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _schemes(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     if names == ["all"]:
-        return list(SCHEMES)
+        return list(ONLINE_SCHEMES)
     for n in names:
         if n != BASELINE:
             get_scheme(n)
@@ -59,7 +59,7 @@ def _load_checkpoint(path, device):
 
     from .checkpoints import load_quantized
 
-    model, scheme = load_quantized(path, device=device)
+    model, scheme = load_quantized(path, device=device, progress=True)
     return model, AutoTokenizer.from_pretrained(str(path)), scheme.name
 
 
@@ -168,7 +168,11 @@ def cmd_explain(args) -> int:
     device = resolve_device(args.device)
     platform = parse_platform(args.platform, device)
     q = _quantize_args(args)
+    note = ""
     if _checkpoint(args.model):
+        from .checkpoints import stored_scheme
+
+        note = stored_scheme(args.model).note
         scheme, plans = _checkpoint_plans(args.model, platform, q["backend"])
     else:
         if args.scheme is None:
@@ -179,9 +183,11 @@ def cmd_explain(args) -> int:
                      skip_unsupported=q["skip_unsupported"], backend=q["backend"])
     if args.json:
         print(json.dumps({"model": model_label(args.model), "scheme": scheme.name, "scheme_spec": scheme.describe(),
-                          "platform": platform.describe(), "layers": [p.to_dict() for p in plans]}, indent=2))
+                          "checkpoint_note": note, "platform": platform.describe(),
+                          "layers": [p.to_dict() for p in plans]}, indent=2))
         return 0
-    print(f"model: {model_label(args.model)}\nscheme: {scheme.name} ({scheme.describe()})\nplatform: {platform.describe()}\n")
+    print(f"model: {model_label(args.model)}\nscheme: {scheme.name} ({scheme.describe()})\nplatform: {platform.describe()}")
+    print(f"checkpoint note: {note}\n" if note else "")
     groups: dict[tuple, list[str]] = {}
     for p in plans:
         kernels = p.dispatch.kernel_names() if p.dispatch else f"({p.action})"
@@ -267,12 +273,16 @@ def cmd_bench(args) -> int:
 
 def cmd_quantize(args) -> int:
     from .checkpoints import save_compressed_tensors
+    from .checkpoints.compressed_tensors import writable_form
 
     device = resolve_device(args.device)
     scheme = get_scheme(args.scheme).name
+    writable_form(get_scheme(scheme))  # refuse a scheme the format cannot express before any work
+    if args.max_shard_mb <= 0:
+        raise ValueError(f"--max-shard-mb must be positive, got {args.max_shard_mb}")
     model, tok = load_model(args.model, device=device)
     report = quantize(model, scheme, device=device, **_quantize_args(args))
-    out = save_compressed_tensors(model, args.out, tokenizer=tok)
+    out = save_compressed_tensors(model, args.out, tokenizer=tok, max_shard_bytes=int(args.max_shard_mb * 2**20))
     print(report.table())
     print(f"wrote a compressed-tensors checkpoint ({scheme}) to {out}")
     return 0
@@ -358,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("quantize", help="quantize a model and write a compressed-tensors checkpoint")
     w.add_argument("--scheme", required=True, help=schemes_help)
     w.add_argument("--out", required=True, help="output directory")
+    w.add_argument("--max-shard-mb", type=float, default=5120, help="largest safetensors shard (default 5120 MiB)")
     _add_model_args(w)
     w.set_defaults(func=cmd_quantize)
 

@@ -4,6 +4,7 @@
 name               weight                                      activation
 =================  ==========================================  ==================================================
 fp8_per_tensor     e4m3, per-tensor fp32 scale, static          e4m3, per-tensor, dynamic
+fp8_static         e4m3, per-tensor fp32 scale, static          e4m3, per-tensor, static (calibrated input_scale)
 fp8_per_channel    e4m3, per-channel fp32 scale, static         e4m3, per-token, dynamic
 fp8_per_block      e4m3, 128x128 blocks, fp32 scales, static    e4m3, 1x128 groups, dynamic
 int8_per_channel   int8 symmetric, per-channel, static          int8 symmetric, per-token, dynamic (W8A8)
@@ -12,7 +13,11 @@ nvfp4              e2m1, e4m3 per 16 + fp32 global (W4A4)       e2m1, e4m3 per 1
 nvfp4_a16          as nvfp4 (W4A16)                             none (bf16/fp16)
 mxfp4_a16          e2m1, e8m0 scale per 32 (W4A16)              none
 fp8_a16            e4m3, per-channel fp32 scale (W8A16)         none
+mxfp8_a16          e4m3, e8m0 scale per 32 (W8A16)              none
 =================  ==========================================  ==================================================
+
+Static activation scales (``fp8_static``) come from calibration, so that scheme is read from
+checkpoints (llm-compressor ``FP8``, ModelOpt ``FP8``, AutoFP8) and not produced by online quantization.
 
 Sources: FP8 recipes as in vLLM/DeepSeek-V3 (128x128 weight blocks, 1x128 activation groups);
 MX from the OCP Microscaling Formats v1.0 spec; NVFP4 as produced by NVIDIA ModelOpt.
@@ -40,6 +45,11 @@ class Scheme:
         return self.activation is None
 
     @property
+    def static_activation(self) -> bool:
+        """Activations use a stored (calibrated) scale, the layer's ``input_scale``."""
+        return self.activation is not None and not self.activation.dynamic
+
+    @property
     def k_multiple(self) -> int:
         """in_features must be a multiple of this for the scheme to apply."""
         a = self.activation.k_multiple if self.activation else 1
@@ -60,6 +70,7 @@ SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
         Scheme("fp8_per_tensor", _E4M3_TENSOR, TensorSpec("e4m3", "tensor", dynamic=True)),
+        Scheme("fp8_static", _E4M3_TENSOR, TensorSpec("e4m3", "tensor", dynamic=False)),
         Scheme("fp8_per_channel", _E4M3_CHANNEL, TensorSpec("e4m3", "token", dynamic=True)),
         Scheme(
             "fp8_per_block",
@@ -80,8 +91,13 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("nvfp4_a16", _NV4, None),
         Scheme("mxfp4_a16", _MX4, None),
         Scheme("fp8_a16", _E4M3_CHANNEL, None),
+        Scheme("mxfp8_a16", _MX8, None),
     )
 }
+
+
+# Schemes online quantization produces (static activation scales need calibration; see fp8_static).
+ONLINE_SCHEMES: tuple[str, ...] = tuple(n for n, s in SCHEMES.items() if not s.static_activation)
 
 
 def get_scheme(name: str | Scheme) -> Scheme:

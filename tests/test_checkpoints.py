@@ -7,9 +7,11 @@ from safetensors.torch import load_file, save_file
 
 import qlinear
 from qlinear.checkpoints import CheckpointError, NotExpressible, load_quantized, save_compressed_tensors
+from qlinear.formats import dequantize, fake_quantize
 from qlinear.layers import QuantizedLinear
 
-WRITABLE = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel", "fp8_a16"]
+WRITABLE = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel", "fp8_a16",
+            "nvfp4_a16", "mxfp4_a16", "mxfp8", "mxfp8_a16"]
 
 
 def tiny_llama(seed=0, tie=True):
@@ -58,9 +60,10 @@ def test_untied_head_and_file_contents(tmp_path):
 
 def test_schemes_without_a_written_form_are_refused_with_the_reason(tmp_path):
     model = tiny_llama()
-    qlinear.quantize(model, "nvfp4_a16", progress=False)
-    with pytest.raises(NotExpressible, match="nvfp4_a16 is not one of them"):
+    qlinear.quantize(model, "nvfp4", progress=False)
+    with pytest.raises(NotExpressible, match="calibrated static input_global_scale.*write nvfp4_a16"):
         save_compressed_tensors(model, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
 def _written(tmp_path, scheme="fp8_per_channel"):
@@ -100,12 +103,19 @@ def test_corrupt_header_and_missing_shard(tmp_path):
         load_quantized(tmp_path)
 
 
-def test_unknown_quant_method(tmp_path):
+@pytest.mark.parametrize("edit,message", [
+    (lambda qc: qc["config_groups"]["group_0"]["weights"].update(num_bits=4), "matches no scheme qlinear reads"),
+    (lambda qc: qc["config_groups"]["group_0"].update(format="marlin-24"), "format 'marlin-24' with weights"),
+    (lambda qc: qc.update(quant_method="awq"), "quant_method 'awq' is not one qlinear reads"),
+    (lambda qc: qc["config_groups"]["group_0"]["input_activations"].update(symmetric=False),
+     "asymmetric input_activations .* not supported"),
+])
+def test_unknown_quantization_configs_are_named(tmp_path, edit, message):
     _written(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4
+    edit(cfg["quantization_config"])
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="match no scheme qlinear reads"):
+    with pytest.raises(ValueError, match=f"config.json: .*{message}"):
         load_quantized(tmp_path)
 
 
@@ -161,12 +171,12 @@ def test_deepseek_fp8_block_checkpoint(tmp_path, scale_dtype):
             assert torch.equal(loaded(ids).logits, model(ids).logits)
 
 
-def test_fp8_config_with_static_activations_is_refused(tmp_path):
+def test_fp8_config_with_block_and_static_activations_is_refused(tmp_path):
     _written(tmp_path, "fp8_per_tensor")
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static"}
+    cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static", "weight_block_size": [128, 128]}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="static input scales are not supported yet"):
+    with pytest.raises(ValueError, match="static activations with weight_block_size are not supported"):
         load_quantized(tmp_path)
 
 
@@ -182,3 +192,91 @@ def test_explain_reads_the_scheme_from_a_checkpoint(tmp_path, capsys):
     down = layers["model.layers.0.mlp.down_proj"]  # K=320: 3 blocks, which cuBLASLt blockwise gets wrong
     assert {r["kernel"] for r in down["dispatch"]} == {"triton_fp8_block"}
     assert "#166752" in down["dispatch"][1]["rejected"][0]["reason"]
+
+
+def test_sharded_write_has_an_index_and_reads_back_bit_exact(tmp_path):
+    model = tiny_llama(tie=False)
+    qlinear.quantize(model, "nvfp4_a16", progress=False)
+    save_compressed_tensors(model, tmp_path, max_shard_bytes=100_000)
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    shards = sorted(p.name for p in tmp_path.glob("model-*.safetensors"))
+    assert len(shards) > 3 and sorted(set(index["weight_map"].values())) == shards
+    assert not (tmp_path / "model.safetensors").exists()
+    total = sum(t.numel() * t.element_size() for s in shards for t in load_file(str(tmp_path / s)).values())
+    assert index["metadata"]["total_size"] == total
+    loaded, _ = load_quantized(tmp_path)
+    ids = torch.randint(0, 300, (1, 5))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("scheme,tensor,value,message", [
+    ("fp8_per_channel", "weight_scale", torch.ones(320, 1, dtype=torch.int32), "has dtype torch.int32"),
+    ("mxfp8", "weight_scale", torch.full((320, 6), 255, dtype=torch.uint8), r"has NaN/Inf values \(1920 of 1920\)"),
+    ("nvfp4_a16", "weight_global_scale", torch.tensor([0.0]), "is 0.0, expected a finite positive NVFP4 global"),
+    ("nvfp4_a16", "weight_global_scale", torch.ones(2), r"has shape \(2,\) and dtype torch.float32, expected one float number"),
+    ("nvfp4_a16", "weight_packed", torch.zeros(320, 192, dtype=torch.uint8), r"has shape \(320, 192\), expected \(320, 96\)"),
+])
+def test_bad_tensors_name_file_and_tensor(tmp_path, scheme, tensor, value, message):
+    t = _written(tmp_path, scheme)
+    name = f"model.layers.0.mlp.up_proj.{tensor}"
+    assert name in t
+    t[name] = value
+    save_file(t, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"model.safetensors: tensor {name} {message}"):
+        load_quantized(tmp_path)
+
+
+def test_truncated_file_is_named(tmp_path):
+    _written(tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors: unreadable safetensors file"):
+        load_quantized(tmp_path)
+
+
+def test_in_features_not_divisible_by_the_group_is_named(tmp_path):
+    from qlinear.checkpoints.layout import OnDisk, read_linear
+    from qlinear.schemes import SCHEMES
+
+    with pytest.raises(CheckpointError, match=r"layer blk.up \[64x48\]: in_features 48 is not divisible by 32, the group size of mxfp4_a16"):
+        read_linear(lambda name: (torch.zeros(1), tmp_path / "x"), "blk.up", SCHEMES["mxfp4_a16"], OnDisk(), 64, 48)
+
+
+def write_static_fp8_checkpoint(folder, input_scale=0.01):
+    """A compressed-tensors FP8 checkpoint with static per-tensor input scales (llm-compressor's ``FP8``
+    layout: bf16 ``input_scale`` ``[1]`` per Linear); returns the tensors and the quantized layer names."""
+    model = tiny_llama()
+    qlinear.quantize(model, "fp8_per_tensor", progress=False)
+    save_compressed_tensors(model, folder)
+    t = load_file(str(folder / "model.safetensors"))
+    layers = [k[: -len(".weight_scale")] for k in t if k.endswith(".weight_scale")]
+    for layer in layers:
+        t[f"{layer}.input_scale"] = torch.tensor([input_scale], dtype=torch.bfloat16)
+    save_file(t, str(folder / "model.safetensors"))
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["quantization_config"]["config_groups"]["group_0"]["input_activations"]["dynamic"] = False
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return t, layers
+
+
+def test_static_fp8_checkpoint_round_trips_and_uses_its_input_scale(tmp_path):
+    """fp8_static (AutoFP8 / llm-compressor FP8 / ModelOpt FP8 layout): written with input_scale, read back
+    bit-exact; a missing input_scale is named."""
+    t, layers = write_static_fp8_checkpoint(tmp_path)
+    loaded, scheme = load_quantized(tmp_path)
+    assert scheme.name == "fp8_static"
+    q = loaded.model.layers[0].self_attn.q_proj
+    assert q.input_scale == torch.tensor(0.01, dtype=torch.bfloat16).float()
+    x = torch.randn(3, 192)
+    expect = (fake_quantize(x, scheme.activation, scale=q.input_scale).double()
+              @ dequantize(q.quantized_weight(), torch.float64).t())
+    assert torch.allclose(q(x).double(), expect, rtol=1e-5, atol=1e-5)
+    again = tmp_path / "again"
+    save_compressed_tensors(loaded, again)
+    reread, _ = load_quantized(again)
+    assert torch.equal(reread.model.layers[0].self_attn.q_proj.input_scale, q.input_scale)
+    del t[f"{layers[0]}.input_scale"]
+    save_file(t, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"layer {layers[0]}: tensor {layers[0]}.input_scale is missing"):
+        load_quantized(tmp_path)

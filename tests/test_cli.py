@@ -1,21 +1,22 @@
 import json
 
 from qlinear.cli import main
+from qlinear.schemes import SCHEMES
 
 
 def test_kernels_json(capsys):
     assert main(["kernels", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     rows = {r["kernel"]: r for r in out["kernels"]}
-    assert rows["emulation"]["runs_here"] and len(rows["emulation"]["schemes"]) == 9
+    assert rows["emulation"]["runs_here"] and rows["emulation"]["schemes"] == list(SCHEMES)
     assert not rows["cublas_fp8"]["runs_here"] and "NVIDIA GPU" in rows["cublas_fp8"]["reason"]
-    assert rows["cublas_fp8"]["schemes"] == ["fp8_per_tensor", "fp8_per_channel"]
+    assert rows["cublas_fp8"]["schemes"] == ["fp8_per_tensor", "fp8_static", "fp8_per_channel"]
 
 
 def test_unknown_scheme_is_a_clear_error(capsys):
     assert main(["explain", "--scheme", "fp3", "--model", "/nonexistent"]) == 2
     err = capsys.readouterr().err
-    assert "unknown scheme 'fp3'; valid schemes: fp8_per_tensor, fp8_per_channel" in err
+    assert "unknown scheme 'fp3'; valid schemes: fp8_per_tensor, fp8_static, fp8_per_channel" in err
 
 
 def test_missing_model_path(capsys):

@@ -16,13 +16,14 @@ from qlinear.kernels import (
     TritonFp8BlockKernel,
     TritonFp8RowwiseKernel,
     TritonInt8Kernel,
+    TritonW4A16Kernel,
     select_kernel,
 )
 from qlinear.layers import QuantizedLinear
 from qlinear.platform import platform_of
 from qlinear.schemes import SCHEMES
 
-from .test_kernels import assert_close_to_reference
+from .test_kernels import assert_close_to_reference, static_input_scale
 from .test_triton_kernels import WEIGHT_ONLY, WEIGHT_ONLY_IDS, computed_scheme
 
 pytestmark = pytest.mark.gpu
@@ -37,17 +38,19 @@ def _check(name, kernel, n, k, m):
     w = torch.randn(n, k, device="cuda", generator=g)
     b = torch.randn(n, device="cuda", generator=g)
     qw = quantize(w, scheme.weight)
-    layer = QuantizedLinear(qw, b, scheme, Dispatch.single(kernel), "gpu")
+    input_scale = static_input_scale(scheme)
+    input_scale = None if input_scale is None else input_scale.cuda()
+    layer = QuantizedLinear(qw, b, scheme, Dispatch.single(kernel), "gpu", input_scale=input_scale)
     x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
     y = layer(x)
     act = reference_scheme.activation
-    xr = fake_quantize(x, act) if act else x.float()
+    xr = fake_quantize(x, act, scale=input_scale if reference_scheme.static_activation else None) if act else x.float()
     ref = xr.double() @ dequantize(qw, torch.float64).t() + b.double()
     assert y.dtype == torch.bfloat16 and y.shape == (m, n)
     assert_close_to_reference(y, ref, f"{kernel.name} {name} {m}x{n}x{k}")
 
 
-@pytest.mark.parametrize("name", ["fp8_per_tensor", "fp8_per_channel"])
+@pytest.mark.parametrize("name", ["fp8_per_tensor", "fp8_per_channel", "fp8_static"])
 @pytest.mark.parametrize("n,k", SHAPES)
 @pytest.mark.parametrize("m", MS)
 def test_cublas_fp8_matches_reference(name, n, k, m):
@@ -71,8 +74,11 @@ def test_selection_on_this_gpu():
     if here.cuda_at_least(89):
         assert select_kernel(cfg("fp8_per_channel"), here).kernel is TritonFp8RowwiseKernel
         assert select_kernel(cfg("fp8_per_tensor"), here).kernel is CublasFp8Kernel
-    nv = select_kernel(cfg("nvfp4"), here)
-    assert nv.kernel is EmulationKernel and any("cublas_fp8" == r.kernel for r in nv.rejected)
+        static = select_kernel(cfg("fp8_static"), here)
+        assert static.kernel is CublasFp8Kernel and "dynamic" in dict(
+            (r.kernel, r.reason) for r in static.rejected)["triton_fp8_rowwise"]
+    nv = select_kernel(cfg("nvfp4"), here)  # no FP4 tensor cores before sm_100: run weight-only, and say so
+    assert nv.kernel is TritonW4A16Kernel and "activation quantization" in nv.deviation
 
 
 def test_quantized_model_forward_on_gpu():
@@ -178,3 +184,20 @@ def test_checkpoint_written_on_cpu_runs_on_the_gpu(tmp_path):
 @pytest.mark.parametrize("m", MS)
 def test_weight_only_and_mx_kernels_on_gpu(name, kernel, n, k, m):
     _check(name, kernel, n, k, m)
+
+
+def test_static_fp8_checkpoint_runs_on_cublas(tmp_path):
+    """A checkpoint with static input scales, loaded onto the GPU: cuBLAS tensorwise FP8 with the stored
+    input_scale, against the float64 reference of the same quantized operands."""
+    from qlinear.checkpoints import load_quantized
+
+    from .test_checkpoints import write_static_fp8_checkpoint
+
+    write_static_fp8_checkpoint(tmp_path, input_scale=2.0 / 448)
+    model, scheme = load_quantized(tmp_path, device="cuda")
+    layer = model.model.layers[0].mlp.down_proj
+    assert scheme.name == "fp8_static" and layer.dispatch.kernel_names() == "cublas_fp8"
+    x = torch.randn(37, layer.in_features, device="cuda", dtype=torch.bfloat16)
+    ref = fake_quantize(x, scheme.activation, scale=layer.input_scale).double() @ dequantize(
+        layer.quantized_weight(), torch.float64).t()
+    assert_close_to_reference(layer(x), ref, "static fp8 checkpoint on cuda")

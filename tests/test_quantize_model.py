@@ -9,6 +9,7 @@ import qlinear
 from qlinear.formats import dequantize
 from qlinear.layers import QuantizedLinear, SchemeNotApplicable, plan
 from qlinear.layers.patterns import matches
+from qlinear.schemes import ONLINE_SCHEMES
 
 
 class Tiny(nn.Module):
@@ -101,7 +102,14 @@ def test_plan_touches_no_weights_and_reports_kernels():
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
 
 
-@pytest.mark.parametrize("scheme", list(qlinear.SCHEMES))
+def test_static_activation_scheme_is_refused_online_with_the_reason():
+    model = Tiny()
+    with pytest.raises(ValueError, match="fp8_static uses calibrated static input scales.*fp8_per_tensor"):
+        qlinear.quantize(model, "fp8_static", progress=False)
+    assert all(isinstance(m, torch.nn.Linear) for n, m in model.named_modules() if n.endswith("proj"))
+
+
+@pytest.mark.parametrize("scheme", ONLINE_SCHEMES)
 def test_quantized_model_output_close_to_float(scheme):
     torch.manual_seed(0)
     model = Tiny()

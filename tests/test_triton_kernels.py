@@ -147,9 +147,7 @@ def test_every_e2m1_code_and_extreme_scales_dequantize_exactly(fmt, name):
     else:
         scale = (torch.arange(n * groups) % 25 + 127 - 20).reshape(n, groups).to(torch.uint8)
         qw = QuantizedTensor(packed, scale, scheme.weight, (n, k))
-    layer = QuantizedLinear(qw.__class__(*(t.to(DEVICE) if isinstance(t, torch.Tensor) else t for t in
-                                           (qw.data, qw.scale, qw.spec, qw.shape, qw.global_scale))),
-                            None, scheme, Dispatch.single(TritonW4A16Kernel), "codes")
+    layer = QuantizedLinear(qw.to(DEVICE), None, scheme, Dispatch.single(TritonW4A16Kernel), "codes")
     kernel = layer.kernel
     eye = torch.eye(k, dtype=torch.bfloat16, device=DEVICE)
     lay = kernel.layout

@@ -1,47 +1,85 @@
 """Load a pre-quantized checkpoint straight into QuantizedLinear layers (no float copy of them).
 
-Formats: compressed-tensors (FP8/INT8 schemes) and ``quant_method: "fp8"`` (DeepSeek/Qwen blocks).
+Formats: compressed-tensors (llm-compressor, qlinear), ``quant_method: "fp8"`` (DeepSeek/Qwen blocks,
+AutoFP8 per-tensor) and ModelOpt (``hf_quant_config.json``). Single ``model.safetensors`` or shards
+listed in ``model.safetensors.index.json``.
 
-The model skeleton is built with its parameters on the meta device (buffers real); every
-quantized Linear is built from its stored tensors, every other parameter is assigned from the file.
-Every tensor is checked (present, dtype, shape, finite scales) before the model is returned; an
-error names the file, the tensor and the layer, and no half-loaded model escapes.
+The model skeleton is built with its parameters on the meta device (buffers real); every quantized
+Linear is built from its stored tensors, one layer at a time (tensors are read from the memory-mapped
+files as they are needed), every other parameter is assigned from the file. Every tensor is checked
+(present, dtype, shape, finite scales) as it is read; an error names the file, the tensor and the
+layer, and no half-loaded model escapes.
 """
 from __future__ import annotations
 
 import json
+import warnings
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from torch import nn
+from tqdm.auto import tqdm
 
-from ..formats import QuantizedTensor
 from ..kernels import LayerConfig
 from ..layers import QuantizedLinear
 from ..layers.linear import choose_dispatch
 from ..layers.patterns import first_match
 from ..platform import platform_of
-from .compressed_tensors import QUANT_METHOD, scheme_from_config, scheme_from_fp8_config
+from .compressed_tensors import QUANT_METHOD, StoredScheme, scheme_from_config
+from .fp8_config import scheme_from_fp8_config
+from .layout import CheckpointError, read_linear
+from .modelopt import modelopt_quantization, scheme_from_modelopt
 
-READ_METHODS = (QUANT_METHOD, "fp8")
+READ_METHODS = (QUANT_METHOD, "fp8", "modelopt")
+HF_QUANT_CONFIG = "hf_quant_config.json"
 
 
-# Scale dtypes found in real checkpoints: f32 (DeepSeek), bf16/f16 (Qwen, llm-compressor), e8m0 (DeepSeek-V4).
-SCALE_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float8_e8m0fnu)
+def _json(file: Path) -> dict:
+    try:
+        return json.loads(file.read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{file}: not valid JSON ({err})") from err
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file or tensor is missing, malformed or inconsistent; the message names it."""
+def stored_scheme(folder: str | Path) -> StoredScheme:
+    """The scheme a checkpoint directory declares (config.json, or ModelOpt's hf_quant_config.json).
+
+    Raises:
+        CheckpointError: no config.json, or unreadable JSON.
+        ValueError: no quantization, or one qlinear does not read; names the file.
+    """
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{folder}: no config.json")
+    config = _json(config_file)
+    hf_file = folder / HF_QUANT_CONFIG
+    modelopt = modelopt_quantization(config, _json(hf_file) if hf_file.is_file() else None)
+    if modelopt is not None:
+        return scheme_from_modelopt(modelopt, str(hf_file if hf_file.is_file() else config_file))
+    qc = config.get("quantization_config") or {}
+    method = qc.get("quant_method")
+    if method == "fp8":
+        return scheme_from_fp8_config(qc, str(config_file))
+    if method == QUANT_METHOD:
+        return scheme_from_config(qc, str(config_file))
+    raise ValueError(f"{config_file}: quantization_config.quant_method {method!r} is not one qlinear reads "
+                     f"({', '.join(READ_METHODS)})")
 
 
 def is_quantized_checkpoint(path: str | Path) -> bool:
-    """True if ``path`` is a directory whose config.json declares a quantization qlinear reads."""
-    config = Path(path) / "config.json"
+    """True if ``path`` is a directory whose config declares a quantization (of any method): such a
+    directory is read by :func:`load_quantized`, which names the method if qlinear does not read it."""
+    folder = Path(path)
+    if (folder / HF_QUANT_CONFIG).is_file():
+        return True
+    config = folder / "config.json"
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text()).get("quantization_config", {}).get("quant_method") in READ_METHODS
+        return bool(json.loads(config.read_text()).get("quantization_config"))
     except ValueError:
         return False
 
@@ -71,87 +109,68 @@ def _tensor_files(folder: Path) -> dict[str, Path]:
 
 
 class _Tensors:
-    def __init__(self, files: dict[str, Path]):
-        self.files = files
-        self.used: set[str] = set()
+    """Tensors by name across the checkpoint's files, each file opened (memory-mapped) once."""
 
-    def get(self, name: str, layer: str) -> torch.Tensor:
+    def __init__(self, files: dict[str, Path], stack: ExitStack):
+        self.files = files
+        self.stack = stack
+        self.handles: dict[Path, object] = {}
+
+    def get(self, name: str, layer: str) -> tuple[torch.Tensor, Path]:
         if name not in self.files:
             raise CheckpointError(f"layer {layer}: tensor {name} is missing from the checkpoint")
-        self.used.add(name)
+        file = self.files[name]
         try:
-            with safe_open(str(self.files[name]), "pt") as f:
-                return f.get_tensor(name)
-        except Exception as err:
-            raise CheckpointError(f"{self.files[name]}: tensor {name} is unreadable ({err})") from err
+            if file not in self.handles:
+                self.handles[file] = self.stack.enter_context(safe_open(str(file), "pt"))
+            return self.handles[file].get_tensor(name), file
+        except Exception as err:  # safetensors raises its own error types for bad headers and data
+            raise CheckpointError(f"{file}: tensor {name} is unreadable ({err})") from err
 
 
-def _expect(t: torch.Tensor, name: str, file: Path, shape: tuple[int, ...], dtypes: tuple[torch.dtype, ...]) -> None:
-    if tuple(t.shape) != shape:
-        raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, expected {shape}")
-    if t.dtype not in dtypes:
-        raise CheckpointError(f"{file}: tensor {name} has dtype {t.dtype}, expected one of {dtypes}")
+def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
+                   progress: bool = False):
+    """``(model, scheme)`` from a checkpoint directory: compressed-tensors (qlinear, llm-compressor),
+    ``quant_method: "fp8"`` (DeepSeek-V3 / Qwen3-FP8 128x128 blocks in ``weight_scale_inv``; AutoFP8
+    per-tensor, static or dynamic) or ModelOpt (FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_PB_WO, NVFP4,
+    W4A16_NVFP4, MXFP8).
 
-
-def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16):
-    """``(model, scheme)`` from a checkpoint directory: compressed-tensors (qlinear, llm-compressor) or
-    ``quant_method: "fp8"`` (DeepSeek-V3 / Qwen3-FP8 128x128 blocks in ``weight_scale_inv``; per-tensor).
+    Where qlinear runs the checkpoint differently from its recipe (e.g. NVFP4 W4A4 activation global
+    scales), a ``UserWarning`` says how.
 
     Raises:
         CheckpointError: missing/corrupt files or tensors, wrong shapes or dtypes, NaN/Inf scales.
-        ValueError: a quantization config qlinear does not read (see :func:`scheme_from_config`).
+        ValueError: a quantization config qlinear does not read (see :func:`stored_scheme`).
     """
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = Path(path)
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"{folder}: no config.json")
-    qc = json.loads(config_file.read_text()).get("quantization_config") or {}
-    if qc.get("quant_method") == "fp8":
-        scheme, ignore = scheme_from_fp8_config(qc, str(config_file))
-        scale_name = "weight_scale_inv" if scheme.weight.granularity == "block" else "weight_scale"
-    else:
-        scheme, targets, ignore = scheme_from_config(qc, str(config_file))
-        if targets != ["Linear"]:
-            raise ValueError(f"{config_file}: qlinear reads config groups that target 'Linear', found {targets}")
-        scale_name = "weight_scale"
+    stored = stored_scheme(folder)
+    scheme = stored.scheme
+    if stored.note:
+        warnings.warn(f"{folder}: {stored.note}", stacklevel=2)
     config = AutoConfig.from_pretrained(str(folder))
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # qlinear builds the layers itself
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    tensors = _Tensors(_tensor_files(folder))
     platform = platform_of(torch.device(device))
-
-    grid = {"tensor": lambda n, k: (1,), "channel": lambda n, k: (n, 1),
-            "block": lambda n, k: (-(-n // 128), -(-k // 128))}[scheme.weight.granularity]
-    element = torch.int8 if scheme.weight.dtype == "int8" else torch.float8_e4m3fn
-    for name, linear in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]:
-        if _ignored(name, ignore):
-            continue
-        n, k = linear.out_features, linear.in_features
-        w = tensors.get(f"{name}.weight", name)
-        _expect(w, f"{name}.weight", tensors.files[f"{name}.weight"], (n, k), (element,))
-        sname = f"{name}.{scale_name}"
-        s = tensors.get(sname, name)
-        if scheme.weight.granularity == "tensor" and s.dim() == 0:
-            s = s.reshape(1)  # ModelOpt / AutoFP8 store per-tensor scales as 0-d tensors
-        _expect(s, sname, tensors.files[sname], grid(n, k), SCALE_DTYPES)
-        s = s.float().reshape(1, 1) if scheme.weight.granularity == "tensor" else s.float()
-        if not torch.isfinite(s).all():
-            raise CheckpointError(f"{tensors.files[sname]}: tensor {sname} has NaN/Inf values")
-        bias = tensors.get(f"{name}.bias", name).to(device) if linear.bias is not None else None
-        qt = QuantizedTensor(w.to(device), s.to(device), scheme.weight, (n, k))
-        layer_config = LayerConfig(scheme, n, k, bias is not None, name)
-        model.set_submodule(name, QuantizedLinear(qt, bias, scheme, choose_dispatch(layer_config, platform), name))
-
-    for pname, param in list(model.named_parameters()):
-        if pname in tensors.files:
-            owner, leaf = pname.rsplit(".", 1) if "." in pname else ("", pname)
-            value = tensors.get(pname, owner).to(device=device, dtype=dtype if param.dtype.is_floating_point else None)
-            setattr(model.get_submodule(owner), leaf, nn.Parameter(value, requires_grad=False))
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and not _ignored(n, stored.ignore)]
+    with ExitStack() as stack:
+        tensors = _Tensors(_tensor_files(folder), stack)
+        for name, linear in tqdm(linears, desc=f"load {scheme.name}", disable=not progress, leave=False):
+            n, k = linear.out_features, linear.in_features
+            qt, input_scale = read_linear(lambda t, layer=name: tensors.get(t, layer), name, scheme, stored.on_disk, n, k)
+            bias = tensors.get(f"{name}.bias", name)[0].to(device) if linear.bias is not None else None
+            layer_config = LayerConfig(scheme, n, k, bias is not None, name)
+            model.set_submodule(name, QuantizedLinear(qt.to(device), bias, scheme, choose_dispatch(layer_config, platform), name,
+                                                      input_scale=None if input_scale is None else input_scale.to(device)))
+        for pname, param in list(model.named_parameters()):
+            if pname in tensors.files:
+                owner, leaf = pname.rsplit(".", 1) if "." in pname else ("", pname)
+                value = tensors.get(pname, owner)[0].to(device=device, dtype=dtype if param.dtype.is_floating_point else None)
+                setattr(model.get_submodule(owner), leaf, nn.Parameter(value, requires_grad=False))
     model.tie_weights()
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:

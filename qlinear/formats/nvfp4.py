@@ -9,7 +9,9 @@ ModelOpt's ``weight_scale_2`` / ``input_scale`` are multipliers (use as is);
 compressed-tensors' ``weight_global_scale`` / ``input_global_scale`` are divisors
 (``2688 / amax``): :func:`global_scale_from_divisor` converts them.
 
-Quantization: ``global = max(amax_global, 1e-12) / 2688``; per 16 elements
+Quantization: ``global = 1 / fp32(2688 / max(amax_global, 1e-12))`` (computed through the divisor,
+as compressed-tensors does, so that the divisor written to its checkpoints reads back to exactly
+the same multiplier); per 16 elements
 ``block = saturate_e4m3(amax_16 / 6 / global)``; elements ``round_e2m1(x / (block * global))``,
 0 where the block scale rounded to 0.
 """
@@ -25,18 +27,41 @@ GLOBAL_RANGE = fp8.E4M3_MAX * E2M1_MAX  # 2688: e4m3 max times e2m1 max
 
 
 def global_scale_from_amax(amax: torch.Tensor) -> torch.Tensor:
-    """fp32 decode multiplier that puts the largest block scale at the top of e4m3."""
-    return divide(amax.float().clamp(min=fp8.AMAX_FLOOR), GLOBAL_RANGE)
+    """fp32 decode multiplier (about ``amax / 2688``) that puts the largest block scale at the top of e4m3.
+
+    It is the fp32 reciprocal of an fp32 divisor, so :func:`global_scale_to_divisor` finds a divisor
+    that converts back to it exactly.
+    """
+    divisor = GLOBAL_RANGE / amax.float().clamp(min=fp8.AMAX_FLOOR)
+    return global_scale_from_divisor(divisor)
 
 
 def global_scale_from_divisor(divisor: torch.Tensor) -> torch.Tensor:
-    """compressed-tensors ``*_global_scale`` (a divisor, ``2688/amax``) to qlinear's multiplier."""
-    return 1.0 / divisor.float()
+    """compressed-tensors ``*_global_scale`` (a divisor, ``2688/amax``) to qlinear's multiplier (fp32)."""
+    return torch.reciprocal(divisor.float())
 
 
 def global_scale_to_divisor(global_scale: torch.Tensor) -> torch.Tensor:
-    """qlinear's multiplier to the compressed-tensors divisor convention."""
-    return 1.0 / global_scale.float()
+    """qlinear's fp32 multiplier to the compressed-tensors divisor convention.
+
+    Returns the fp32 divisor ``d`` nearest ``1/global_scale`` for which ``fp32(1/d)`` is exactly
+    ``global_scale`` (one exists for every multiplier :func:`global_scale_from_amax` produces; about
+    one in six arbitrary fp32 values has none, and then the nearest divisor is returned, off by one
+    unit in the last place after the round trip).
+    """
+    g = global_scale.float()
+    first = torch.reciprocal(g)
+    best = first.clone()
+    found = torch.reciprocal(first) == g
+    for steps in (1, 2, 3):
+        for direction in (float("inf"), float("-inf")):
+            candidate = first
+            for _ in range(steps):
+                candidate = torch.nextafter(candidate, torch.full_like(candidate, direction))
+            hit = (torch.reciprocal(candidate) == g) & ~found
+            best = torch.where(hit, candidate, best)
+            found |= hit
+    return best
 
 
 def block_scales(block_amax: torch.Tensor, global_scale: torch.Tensor) -> torch.Tensor:

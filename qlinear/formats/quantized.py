@@ -48,6 +48,12 @@ class QuantizedTensor:
             out["zero_point"] = self.zero_point
         return out
 
+    def to(self, device: torch.device | str) -> QuantizedTensor:
+        """The same tensor with its data and scales on ``device``."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return QuantizedTensor(move(self.data), move(self.scale), self.spec, self.shape,
+                               move(self.global_scale), move(self.zero_point))
+
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors().values())
@@ -62,7 +68,13 @@ def _check_input(x: torch.Tensor, spec: TensorSpec) -> None:
         )
 
 
-def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize(
+    x: torch.Tensor,
+    spec: TensorSpec,
+    *,
+    tensor_amax: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+) -> QuantizedTensor:
     """Quantize a 2-D tensor ``x [rows, K]`` (any float dtype) to ``spec``.
 
     Args:
@@ -70,11 +82,17 @@ def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | N
         spec: target spec; activation specs (token/group) and weight specs use the same code.
         tensor_amax: max |x| over the whole tensor, when ``x`` is one chunk of a larger tensor
             (per-tensor scale, NVFP4 per-tensor global). Defaults to this tensor's own amax.
+        scale: a given fp32 per-tensor dequant multiplier (a static, calibrated activation scale,
+            e.g. a checkpoint's ``input_scale``) instead of one computed from ``x``; values beyond
+            ``scale * element max`` saturate.
 
     Raises:
-        ValueError: ``x`` not 2-D, or K not a multiple of the format's group (MX 32, NVFP4 16).
+        ValueError: ``x`` not 2-D, K not a multiple of the format's group (MX 32, NVFP4 16), or a
+            given ``scale`` for a spec that is not per-tensor fp32.
     """
     _check_input(x, spec)
+    if scale is not None:
+        return _quantize_with_scale(x, spec, scale)
     shape = (x.shape[0], x.shape[1])
     tile = spec.tile(*shape)
     xf = x.float()
@@ -121,6 +139,15 @@ def quantize(x: torch.Tensor, spec: TensorSpec, *, tensor_amax: torch.Tensor | N
     else:
         data = e2m1.pack(e2m1.encode(scaled))
     return QuantizedTensor(data.contiguous(), scale, spec, shape, global_scale=global_scale)
+
+
+def _quantize_with_scale(x: torch.Tensor, spec: TensorSpec, scale: torch.Tensor) -> QuantizedTensor:
+    if spec.granularity != "tensor" or spec.scale_dtype != "fp32" or spec.dtype == "e2m1":
+        raise ValueError(f"a given (static) scale needs a per-tensor e4m3/int8 spec, got {spec.describe()}")
+    s = scale.float().reshape(1, 1)
+    scaled = x.float() * torch.reciprocal(s)
+    data = fp8.to_e4m3(scaled) if spec.dtype == "e4m3" else int8.round_symmetric(scaled)
+    return QuantizedTensor(data.contiguous(), s, spec, (x.shape[0], x.shape[1]))
 
 
 def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
@@ -181,13 +208,14 @@ def element_values(q: QuantizedTensor) -> torch.Tensor:
     return q.data.float()
 
 
-def scale_values(q: QuantizedTensor) -> torch.Tensor:
-    """The real (float32) dequant multiplier per tile, global scale folded in."""
+def scale_values(q: QuantizedTensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The real dequant multiplier per tile in ``dtype``, global scale folded in (computed in
+    ``dtype``: float64 keeps the NVFP4 product of two scales exact)."""
     if q.spec.scale_dtype == "e8m0":
-        return e8m0.decode(q.scale)
+        return e8m0.decode(q.scale).to(dtype)
     if q.spec.scale_dtype == "e4m3":
-        return q.scale.float() * q.global_scale.float()
-    return q.scale.float()
+        return q.scale.float().to(dtype) * q.global_scale.float().to(dtype)
+    return q.scale.float().to(dtype)
 
 
 def dequantize(q: QuantizedTensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -201,13 +229,16 @@ def dequantize(q: QuantizedTensor, dtype: torch.dtype = torch.float32) -> torch.
     tiles = to_tiles(values, tile)
     if q.zero_point is not None:
         tiles = tiles - per_tile(q.zero_point.to(work))
-    out = from_tiles(tiles * per_tile(scale_values(q).to(work)), q.shape)
+    out = from_tiles(tiles * per_tile(scale_values(q, work)), q.shape)
     return out.to(dtype)
 
 
-def fake_quantize(x: torch.Tensor, spec: TensorSpec) -> torch.Tensor:
-    """``dequantize(quantize(x))`` as float32: what a kernel's quantized operand represents."""
-    return dequantize(quantize(x, spec))
+def fake_quantize(x: torch.Tensor, spec: TensorSpec, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``dequantize(quantize(x))`` as float32: what a kernel's quantized operand represents.
+
+    ``scale``: a static per-tensor multiplier (see :func:`quantize`); None computes it from ``x``.
+    """
+    return dequantize(quantize(x, spec, scale=scale))
 
 
 def sqnr_db(reference: torch.Tensor, approx: torch.Tensor) -> float:

@@ -32,7 +32,7 @@ class EmulationKernel(LinearKernel):
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         act = self.config.scheme.activation
-        xq = fake_quantize(x, act) if act is not None else x.float()
+        xq = fake_quantize(x, act, scale=layer.input_scale) if act is not None else x.float()
         w = dequantize(layer.quantized_weight()).t()
         if batch_invariant_mode():
             # BLAS picks its algorithm by M; one row at a time makes every row's arithmetic the same.

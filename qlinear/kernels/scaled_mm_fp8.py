@@ -1,7 +1,8 @@
 """FP8 W8A8 through ``torch._scaled_mm``: cuBLASLt on CUDA (sm_89+), oneDNN on the CPU.
 
 Covers per-tensor and per-channel e4m3 weights with dynamic per-tensor or per-token e4m3
-activations. ``_scaled_mm`` wants A row-major, B column-major and K, N multiples of 16
+activations, and static per-tensor activations (the layer's calibrated ``input_scale``).
+``_scaled_mm`` wants A row-major, B column-major and K, N multiples of 16
 (PyTorch's checks, mirrored by vLLM's CUTLASS path): ``prepare`` pads the weight once (a copy only for ragged shapes) to
 ``[round_up(N,16), round_up(K,16)]`` (padded rows get scale 1.0), ``apply`` pads x's K per call
 and slices the output back to N. Any per-row scale on either side selects the rowwise mode
@@ -39,11 +40,11 @@ class _ScaledMMFp8(LinearKernel):
             and w.scale_dtype == "fp32"
             and a is not None
             and a.dtype == "e4m3"
-            and a.granularity in ("tensor", "token")
-            and a.dynamic
+            and (a.granularity == "tensor" or (a.granularity == "token" and a.dynamic))
         )
         return spec_mismatch(
-            config, "e4m3 per-tensor/per-channel weights with dynamic per-tensor/per-token e4m3 activations", ok
+            config, "e4m3 per-tensor/per-channel weights with per-tensor (dynamic or static) or dynamic "
+            "per-token e4m3 activations", ok
         )
 
     def prepare(self, layer) -> None:
@@ -58,14 +59,14 @@ class _ScaledMMFp8(LinearKernel):
             self.scale_b = scale.reshape(())
         self.weight_t = pad_2d(layer.weight, self.n_pad, self.k_pad).t()  # [K, N] column-major view
 
-    def quantize_activation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def quantize_activation(self, layer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e4m3 [M, K], fp32 scale)``: PyTorch ops here; the CUDA kernel uses the fused Triton pass."""
-        q = quantize(x, self.config.scheme.activation)
+        q = quantize(x, self.config.scheme.activation, scale=layer.input_scale)
         return q.data, q.scale
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         m = x.shape[0]
-        data, scale = self.quantize_activation(x)
+        data, scale = self.quantize_activation(layer, x)
         xq = pad_2d(data, m, self.k_pad)
         if self.rowwise:
             scale_a = scale.expand(m, 1).contiguous()
@@ -95,12 +96,12 @@ class CublasFp8Kernel(_ScaledMMFp8):
             return False, f"torch {torch.__version__} has no torch._scaled_mm"
         return OK
 
-    def quantize_activation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def quantize_activation(self, layer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.scheme.activation.granularity == "token" and not _triton_error():
             from .triton.act_quant import quantize_per_token
 
             return quantize_per_token(x.contiguous())
-        return super().quantize_activation(x)
+        return super().quantize_activation(layer, x)
 
 
 @functools.cache

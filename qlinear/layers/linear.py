@@ -26,6 +26,8 @@ class QuantizedLinear(nn.Module):
         weight: quantized elements ``[N, K]`` (``[N, K/2]`` uint8 for e2m1).
         weight_scale: dequant multipliers on the spec's tile grid.
         weight_global_scale: NVFP4 fp32 decode multiplier (0-d), if the format has one.
+        input_scale: fp32 0-d static activation multiplier, for schemes with static activations
+            (``fp8_static``; from a calibrated checkpoint); None when activations are dynamic.
 
     The layer is bound to the platform it was built for: build it on the device it runs on
     (``qlinear.quantize(model, scheme, device=...)``).
@@ -40,8 +42,14 @@ class QuantizedLinear(nn.Module):
         scheme: Scheme,
         dispatch: Dispatch,
         name: str = "",
+        input_scale: torch.Tensor | None = None,
     ):
+        """Raises:
+            ValueError: a static-activation scheme without ``input_scale`` (or a dynamic one with it),
+                or an ``input_scale`` that is not one finite positive number; names the layer.
+        """
         super().__init__()
+        _check_input_scale(name, scheme, input_scale)
         self.out_features, self.in_features = qweight.shape
         self.scheme = scheme
         self.layer_name = name
@@ -49,6 +57,7 @@ class QuantizedLinear(nn.Module):
         self.register_buffer("weight", qweight.data)
         self.register_buffer("weight_scale", qweight.scale)
         self.register_buffer("weight_global_scale", qweight.global_scale)
+        self.register_buffer("input_scale", None if input_scale is None else input_scale.float().reshape(()))
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         kernels = {}
         for k in dispatch.kernels():
@@ -92,6 +101,7 @@ class QuantizedLinear(nn.Module):
         """
         scheme = get_scheme(scheme)
         weight = linear.weight.detach()
+        check_online(name, scheme)
         check_applicable(name, weight.shape, scheme)
         check_finite(name, weight)
         config = LayerConfig(scheme, weight.shape[0], weight.shape[1], linear.bias is not None, name)
@@ -127,6 +137,26 @@ def choose_dispatch(config: LayerConfig, platform: Platform, *, backend: str | N
     """The one way a layer gets its kernels: per-bucket selection, measured choices tried first."""
     return select_dispatch(config, platform, backend=backend, disabled=disabled,
                            preferred=tuned_choices(platform, config))
+
+
+def _check_input_scale(name: str, scheme: Scheme, input_scale: torch.Tensor | None) -> None:
+    where = f"layer {name or '<unnamed>'}"
+    if scheme.static_activation != (input_scale is not None):
+        need = "needs an input_scale (static activations)" if scheme.static_activation else "has dynamic activations; an input_scale was given"
+        raise ValueError(f"{where}: {scheme.name} {need}")
+    if input_scale is not None and (input_scale.numel() != 1 or not bool(torch.isfinite(input_scale).all())
+                                    or float(input_scale.reshape(())) <= 0):
+        raise ValueError(f"{where}: input_scale must be one finite positive number, got {input_scale.tolist()}")
+
+
+def check_online(name: str, scheme: Scheme) -> None:
+    """Online quantization computes weight scales only; static activation scales need calibration."""
+    if scheme.static_activation:
+        raise ValueError(
+            f"layer {name or '<unnamed>'}: {scheme.name} uses calibrated static input scales, which online "
+            "quantization does not compute; use fp8_per_tensor (dynamic activations), or load a checkpoint "
+            "that stores input_scale (qlinear ... --model DIR)"
+        )
 
 
 def check_applicable(name: str, shape: torch.Size | tuple[int, int], scheme: Scheme) -> None:

@@ -13,7 +13,7 @@ from ..formats import quantize_in_row_chunks
 from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
-from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite, choose_dispatch
+from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite, check_online, choose_dispatch
 from .patterns import first_match
 
 DEFAULT_IGNORE = ("lm_head",)
@@ -119,8 +119,10 @@ def plan(
     Raises:
         SchemeNotApplicable: a layer's shape does not fit the scheme and ``skip_unsupported`` is False.
         NoKernelError: no kernel (or not the forced backend) can run a layer.
+        ValueError: a scheme with static (calibrated) activation scales.
     """
     scheme = get_scheme(scheme)
+    check_online("", scheme)
     plans = []
     for name, mod in linear_layers(model):
         n, k = mod.out_features, mod.in_features
