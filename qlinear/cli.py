@@ -27,6 +27,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, help="force a kernel or backend (see `qlinear kernels`)")
     p.add_argument("--ignore", action="append", default=None, help="module to keep in float (name, glob or re:regex; repeatable)")
     p.add_argument("--skip-unsupported", action="store_true", help="keep layers the scheme cannot represent in float")
+    p.add_argument("--convert-to", default=None, metavar="SCHEME",
+                   help="convert the weights to this scheme after quantizing or reading them and run its kernels "
+                        "(e.g. NVFP4 -> fp8_per_block for FP8 tensor cores)")
 
 
 def _schemes(text: str) -> list[str]:
@@ -44,7 +47,12 @@ def _quantize_args(args) -> dict:
         "ignore": tuple(args.ignore) if args.ignore else DEFAULT_IGNORE,
         "skip_unsupported": args.skip_unsupported,
         "backend": args.backend,
+        "convert_to": get_scheme(args.convert_to).name if args.convert_to else None,
     }
+
+
+def _label(scheme: str, convert_to: str | None) -> str:
+    return f"{scheme}->{convert_to}" if convert_to and convert_to != scheme else scheme
 
 
 def _checkpoint(path) -> bool:
@@ -53,14 +61,14 @@ def _checkpoint(path) -> bool:
     return path is not None and is_quantized_checkpoint(path)
 
 
-def _load_checkpoint(path, device):
-    """A pre-quantized checkpoint: ``(model, tokenizer, scheme name)``; the scheme is read from it."""
+def _load_checkpoint(path, device, convert_to=None):
+    """A pre-quantized checkpoint: ``(model, tokenizer, label)``; the scheme is read from it."""
     from transformers import AutoTokenizer
 
-    from .checkpoints import load_quantized
+    from .checkpoints import load_quantized, stored_scheme
 
-    model, scheme = load_quantized(path, device=device, progress=True)
-    return model, AutoTokenizer.from_pretrained(str(path)), scheme.name
+    model, _ = load_quantized(path, device=device, progress=True, convert_to=convert_to)
+    return model, AutoTokenizer.from_pretrained(str(path)), _label(stored_scheme(path).scheme.name, convert_to)
 
 
 def _kernels_used(model) -> Counter:
@@ -72,13 +80,15 @@ def _kernels_used(model) -> Counter:
 def cmd_generate(args) -> int:
     device = resolve_device(args.device)
     if _checkpoint(args.model):
-        model, tok, scheme = _load_checkpoint(args.model, device)
+        model, tok, scheme = _load_checkpoint(args.model, device, _quantize_args(args)["convert_to"])
     else:
         if args.scheme is None:
             raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
+        q = _quantize_args(args)
         scheme = get_scheme(args.scheme).name  # a bad name fails before the model loads
         model, tok = load_model(args.model, device=device)
-        quantize(model, scheme, device=device, **_quantize_args(args))
+        quantize(model, scheme, device=device, **q)
+        scheme = _label(scheme, q["convert_to"])
     text, n, seconds = generate(model, tok, args.prompt, args.max_new_tokens)
     used = _kernels_used(model)
     print(f"model: {model_label(args.model)}  scheme: {scheme}  device: {platform_of(device).describe()}")
@@ -92,7 +102,7 @@ def cmd_perplexity(args) -> int:
     device = resolve_device(args.device)
     checkpoint = _checkpoint(args.model)
     if checkpoint:
-        base, tok, scheme = _load_checkpoint(args.model, device)
+        base, tok, scheme = _load_checkpoint(args.model, device, _quantize_args(args)["convert_to"])
         schemes = [f"{scheme} (checkpoint)"]
     else:
         if args.scheme is None:
@@ -107,12 +117,14 @@ def cmd_perplexity(args) -> int:
     for name in schemes:
         model = base if checkpoint else copy.deepcopy(base)
         kernels_used: list[str] = sorted(_kernels_used(model)) if checkpoint else []
+        label = name
         if name != BASELINE and not checkpoint:
             report = quantize(model, name, device=device, progress=not args.json, **_quantize_args(args))
             kernels_used = sorted({r.kernel for r in report.layers if r.kernel})
+            label = report.scheme
         ppl, tokens, seconds = perplexity(model, windows, batch=args.batch)
         rows.append({
-            "scheme": name, "perplexity": ppl, "tokens": tokens, "seconds": seconds,
+            "scheme": label, "perplexity": ppl, "tokens": tokens, "seconds": seconds,
             "tokens_per_s": tokens / seconds, "weight_mb": weight_bytes(model) / 1e6,
             "linear_mb": linear_bytes(model) / 1e6, "kernels": kernels_used,
         })
@@ -145,7 +157,7 @@ def parse_platform(text: str | None, device: torch.device) -> Platform:
     return simulated_cuda(int(digits))
 
 
-def _checkpoint_plans(path, platform, backend):
+def _checkpoint_plans(path, platform, backend, convert_to=None):
     """Plans for a pre-quantized checkpoint: its layers as stored, kernels selected for ``platform``."""
     from torch import nn
 
@@ -153,7 +165,7 @@ def _checkpoint_plans(path, platform, backend):
     from .layers import LayerPlan, QuantizedLinear
     from .layers.linear import choose_dispatch
 
-    model, scheme = load_quantized(path, device="cpu")
+    model, scheme = load_quantized(path, device="cpu", convert_to=convert_to)
     plans = []
     for name, m in model.named_modules():
         if isinstance(m, QuantizedLinear):
@@ -172,21 +184,24 @@ def cmd_explain(args) -> int:
     if _checkpoint(args.model):
         from .checkpoints import stored_scheme
 
-        note = stored_scheme(args.model).note
-        scheme, plans = _checkpoint_plans(args.model, platform, q["backend"])
+        stored = stored_scheme(args.model)
+        note, source = stored.note, stored.scheme.name
+        scheme, plans = _checkpoint_plans(args.model, platform, q["backend"], q["convert_to"])
     else:
         if args.scheme is None:
             raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
-        scheme = get_scheme(args.scheme)
+        source = get_scheme(args.scheme).name
+        scheme = get_scheme(q["convert_to"] or source)
         model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
-        plans = plan(model, scheme, platform=platform, ignore=q["ignore"],
+        plans = plan(model, source, platform=platform, ignore=q["ignore"], convert_to=q["convert_to"],
                      skip_unsupported=q["skip_unsupported"], backend=q["backend"])
+    label = _label(source, q["convert_to"])
     if args.json:
-        print(json.dumps({"model": model_label(args.model), "scheme": scheme.name, "scheme_spec": scheme.describe(),
+        print(json.dumps({"model": model_label(args.model), "scheme": label, "scheme_spec": scheme.describe(),
                           "checkpoint_note": note, "platform": platform.describe(),
                           "layers": [p.to_dict() for p in plans]}, indent=2))
         return 0
-    print(f"model: {model_label(args.model)}\nscheme: {scheme.name} ({scheme.describe()})\nplatform: {platform.describe()}")
+    print(f"model: {model_label(args.model)}\nscheme: {label} ({scheme.describe()})\nplatform: {platform.describe()}")
     print(f"checkpoint note: {note}\n" if note else "")
     groups: dict[tuple, list[str]] = {}
     for p in plans:
@@ -277,14 +292,15 @@ def cmd_quantize(args) -> int:
 
     device = resolve_device(args.device)
     scheme = get_scheme(args.scheme).name
-    writable_form(get_scheme(scheme))  # refuse a scheme the format cannot express before any work
+    q = _quantize_args(args)
+    writable_form(get_scheme(q["convert_to"] or scheme))  # refuse what the format cannot express before any work
     if args.max_shard_mb <= 0:
         raise ValueError(f"--max-shard-mb must be positive, got {args.max_shard_mb}")
     model, tok = load_model(args.model, device=device)
-    report = quantize(model, scheme, device=device, **_quantize_args(args))
+    report = quantize(model, scheme, device=device, **q)
     out = save_compressed_tensors(model, args.out, tokenizer=tok, max_shard_bytes=int(args.max_shard_mb * 2**20))
     print(report.table())
-    print(f"wrote a compressed-tensors checkpoint ({scheme}) to {out}")
+    print(f"wrote a compressed-tensors checkpoint ({report.scheme}) to {out}")
     return 0
 
 

@@ -8,6 +8,7 @@ fp8_static         e4m3, per-tensor fp32 scale, static          e4m3, per-tensor
 fp8_per_channel    e4m3, per-channel fp32 scale, static         e4m3, per-token, dynamic
 fp8_per_block      e4m3, 128x128 blocks, fp32 scales, static    e4m3, 1x128 groups, dynamic
 int8_per_channel   int8 symmetric, per-channel, static          int8 symmetric, per-token, dynamic (W8A8)
+int8_asym_act      int8 symmetric, per-channel, static          int8 asymmetric (zero point), per-token, dynamic
 mxfp8              e4m3, e8m0 scale per 32 (OCP MX)             e4m3, e8m0 per 32, dynamic
 nvfp4              e2m1, e4m3 per 16 + fp32 global (W4A4)       e2m1, e4m3 per 16 + per-token fp32 global, dynamic
 nvfp4_a16          as nvfp4 (W4A16)                             none (bf16/fp16)
@@ -81,6 +82,11 @@ SCHEMES: dict[str, Scheme] = {
             "int8_per_channel",
             TensorSpec("int8", "channel"),
             TensorSpec("int8", "token", dynamic=True),
+        ),
+        Scheme(
+            "int8_asym_act",
+            TensorSpec("int8", "channel"),
+            TensorSpec("int8", "token", dynamic=True, symmetric=False),
         ),
         Scheme("mxfp8", _MX8, TensorSpec("e4m3", "group", group_size=32, scale_dtype="e8m0", dynamic=True)),
         Scheme(

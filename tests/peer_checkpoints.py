@@ -17,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-LLM_COMPRESSOR_SCHEMES = ("FP8_DYNAMIC", "FP8", "FP8_BLOCK", "W8A8", "NVFP4", "NVFP4A16", "MXFP4A16", "MXFP8")
+LLM_COMPRESSOR_SCHEMES = ("FP8_DYNAMIC", "FP8", "FP8_BLOCK", "W8A8", "W8A8_ASYM", "NVFP4", "NVFP4A16", "MXFP4A16",
+                          "MXFP8")
+# Not a preset of llm-compressor: W8A8 with asymmetric per-token activations, as a config group.
+CONFIG_GROUPS = {"W8A8_ASYM": {"group_0": {
+    "targets": ["Linear"],
+    "weights": {"num_bits": 8, "type": "int", "strategy": "channel", "symmetric": True, "dynamic": False},
+    "input_activations": {"num_bits": 8, "type": "int", "strategy": "token", "symmetric": False, "dynamic": True},
+}}}
 CALIBRATED = ("FP8", "NVFP4")  # static activation scales: need calibration text
 MODELOPT_ALGOS = ("FP8", "NVFP4")
 REFERENCE = "peer_reference.safetensors"
@@ -57,7 +64,8 @@ def _save_reference(folder: Path, weights: dict[str, torch.Tensor]) -> None:
 
 
 def llm_compressor(base: Path, out: Path, scheme: str) -> Path:
-    """``oneshot(QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"]))``, saved compressed."""
+    """``oneshot(QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"]))`` (or the
+    config groups of :data:`CONFIG_GROUPS`), saved compressed."""
     from llmcompressor import oneshot
     from llmcompressor.modifiers.quantization import QuantizationModifier
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,7 +77,10 @@ def llm_compressor(base: Path, out: Path, scheme: str) -> Path:
     if scheme in CALIBRATED:
         extra = {"dataset": _calibration(tokenizer), "num_calibration_samples": 16, "max_seq_length": 256,
                  "processor": tokenizer}
-    recipe = QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"])
+    if scheme in CONFIG_GROUPS:
+        recipe = QuantizationModifier(config_groups=CONFIG_GROUPS[scheme], ignore=["lm_head"])
+    else:
+        recipe = QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"])
     oneshot(model=model, recipe=recipe, **extra)
     model.save_pretrained(str(out), save_compressed=True)
     tokenizer.save_pretrained(str(out))

@@ -10,7 +10,7 @@ from qlinear.checkpoints import CheckpointError, NotExpressible, load_quantized,
 from qlinear.formats import dequantize, fake_quantize
 from qlinear.layers import QuantizedLinear
 
-WRITABLE = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel", "fp8_a16",
+WRITABLE = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel", "int8_asym_act", "fp8_a16",
             "nvfp4_a16", "mxfp4_a16", "mxfp8", "mxfp8_a16"]
 
 
@@ -107,8 +107,8 @@ def test_corrupt_header_and_missing_shard(tmp_path):
     (lambda qc: qc["config_groups"]["group_0"]["weights"].update(num_bits=4), "matches no scheme qlinear reads"),
     (lambda qc: qc["config_groups"]["group_0"].update(format="marlin-24"), "format 'marlin-24' with weights"),
     (lambda qc: qc.update(quant_method="awq"), "quant_method 'awq' is not one qlinear reads"),
-    (lambda qc: qc["config_groups"]["group_0"]["input_activations"].update(symmetric=False),
-     "asymmetric input_activations .* not supported"),
+    (lambda qc: qc["config_groups"]["group_0"]["weights"].update(symmetric=False),
+     r"asymmetric weights \(weight_zero_point\) are not supported"),
 ])
 def test_unknown_quantization_configs_are_named(tmp_path, edit, message):
     _written(tmp_path)
@@ -191,7 +191,8 @@ def test_explain_reads_the_scheme_from_a_checkpoint(tmp_path, capsys):
     assert layers["lm_head"]["action"] == "ignore"
     down = layers["model.layers.0.mlp.down_proj"]  # K=320: 3 blocks, which cuBLASLt blockwise gets wrong
     assert {r["kernel"] for r in down["dispatch"]} == {"triton_fp8_block"}
-    assert "#166752" in down["dispatch"][1]["rejected"][0]["reason"]
+    reasons = {r["kernel"]: r["reason"] for r in down["dispatch"][1]["rejected"]}
+    assert "#166752" in reasons["cublas_fp8_block"]
 
 
 def test_sharded_write_has_an_index_and_reads_back_bit_exact(tmp_path):
@@ -280,3 +281,22 @@ def test_static_fp8_checkpoint_round_trips_and_uses_its_input_scale(tmp_path):
     save_file(t, str(tmp_path / "model.safetensors"))
     with pytest.raises(CheckpointError, match=f"layer {layers[0]}: tensor {layers[0]}.input_scale is missing"):
         load_quantized(tmp_path)
+
+
+def test_convert_at_load_equals_online_conversion(tmp_path):
+    """An NVFP4 checkpoint converted to FP8 blocks while it is read is the same model, bit for bit, as
+    online NVFP4 quantization converted the same way."""
+    model = tiny_llama()
+    qlinear.quantize(model, "nvfp4_a16", progress=False)
+    save_compressed_tensors(model, tmp_path)
+    loaded, scheme = load_quantized(tmp_path, convert_to="fp8_per_block")
+    online = tiny_llama()
+    qlinear.quantize(online, "nvfp4_a16", convert_to="fp8_per_block", progress=False)
+    assert scheme.name == "fp8_per_block"
+    ids = torch.randint(0, 300, (2, 6))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, online(ids).logits)
+    layer = loaded.model.layers[1].mlp.down_proj
+    assert layer.scheme.name == "fp8_per_block" and layer.weight.dtype == torch.float8_e4m3fn
+    with pytest.raises(ValueError, match="cannot convert nvfp4_a16 to fp8_static"):
+        load_quantized(tmp_path, convert_to="fp8_static")

@@ -223,3 +223,40 @@ def test_quantizing_in_row_chunks_is_identical_to_whole(name):
                                                          b.view(torch.uint8) if b.dtype.itemsize == 1 else b), field
     assert chunked.shape == whole.shape
     assert sqnr == pytest.approx(sqnr_db(w.float(), dequantize(whole)), abs=1e-6)
+
+
+def test_requantize_mxfp4_to_mxfp8_is_lossless_and_nvfp4_to_fp8_costs_little():
+    """e2m1 x 2^e is exactly an e4m3 value under the same e8m0 exponent, so MXFP4 -> MXFP8 loses
+    nothing; NVFP4 (e2m1 x e4m3 block scale, up to 6 significant bits) -> 4-bit-significand e4m3
+    rounds, but far less than NVFP4's own error."""
+    from qlinear.formats import requantize, sqnr_db
+
+    x = torch.randn(96, 256, generator=torch.Generator().manual_seed(3))
+    mx4 = quantize(x, SCHEMES["mxfp4_a16"].weight)
+    mx8, db = requantize(mx4, SCHEMES["mxfp8"].weight)
+    assert db == float("inf") and torch.equal(dequantize(mx8, torch.float64), dequantize(mx4, torch.float64))
+    nv4 = quantize(x, SCHEMES["nvfp4_a16"].weight)
+    for target in ("fp8_per_block", "fp8_per_channel"):
+        fp8, conversion_db = requantize(nv4, SCHEMES[target].weight)
+        assert conversion_db > 25
+        assert conversion_db > sqnr_db(x, dequantize(nv4)) + 5
+
+
+def test_swizzle_128x4_places_each_scale_where_cublas_reads_it():
+    """Hand-worked positions: row r, column c of a 128x4 tile at (r % 32) * 16 + (r // 32) * 4 + c;
+    tiles follow each other along K within a 128-row band, bands along M."""
+    from qlinear.formats.swizzle import swizzle_128x4, unswizzle_128x4
+
+    rows, cols = 200, 7  # ragged: pads to 256 x 8 -> 2 x 2 tiles of 512
+    s = torch.arange(1, rows * cols + 1, dtype=torch.int32).reshape(rows, cols)
+    flat = swizzle_128x4(s)
+    assert flat.shape == (256 * 8,)
+    for r, c in [(0, 0), (1, 0), (31, 3), (32, 0), (33, 2), (127, 3), (5, 4), (130, 6), (199, 6)]:
+        tile = (r // 128) * 2 + c // 4
+        assert int(flat[tile * 512 + (r % 32) * 16 + ((r % 128) // 32) * 4 + c % 4]) == int(s[r, c]), (r, c)
+    assert int((flat == 0).sum()) == 256 * 8 - rows * cols  # the padding, and only it, is zero
+    assert torch.equal(unswizzle_128x4(flat, rows, cols), s)
+    e4m3 = torch.rand(192, 12).to(torch.float8_e4m3fn)
+    assert torch.equal(unswizzle_128x4(swizzle_128x4(e4m3), 192, 12).view(torch.uint8), e4m3.view(torch.uint8))
+    with pytest.raises(ValueError, match=r"a swizzled \[200, 7\] scale matrix has 2048 elements, got 2047"):
+        unswizzle_128x4(flat[:-1], rows, cols)

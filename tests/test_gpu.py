@@ -57,10 +57,11 @@ def test_cublas_fp8_matches_reference(name, n, k, m):
     _check(name, CublasFp8Kernel, n, k, m)
 
 
+@pytest.mark.parametrize("name", ["int8_per_channel", "int8_asym_act"])
 @pytest.mark.parametrize("n,k", SHAPES)
 @pytest.mark.parametrize("m", MS)
-def test_int_mm_int8_matches_reference(n, k, m):
-    _check("int8_per_channel", IntMMInt8Kernel, n, k, m)
+def test_int_mm_int8_matches_reference(name, n, k, m):
+    _check(name, IntMMInt8Kernel, n, k, m)
 
 
 @pytest.mark.parametrize("name", list(SCHEMES))
@@ -77,8 +78,10 @@ def test_selection_on_this_gpu():
         static = select_kernel(cfg("fp8_static"), here)
         assert static.kernel is CublasFp8Kernel and "dynamic" in dict(
             (r.kernel, r.reason) for r in static.rejected)["triton_fp8_rowwise"]
-    nv = select_kernel(cfg("nvfp4"), here)  # no FP4 tensor cores before sm_100: run weight-only, and say so
-    assert nv.kernel is TritonW4A16Kernel and "activation quantization" in nv.deviation
+    if not here.cuda_at_least(100):  # no FP4 tensor cores before sm_100: run weight-only, and say so
+        nv = select_kernel(cfg("nvfp4"), here)
+        assert nv.kernel is TritonW4A16Kernel and "activation quantization" in nv.deviation
+        assert "sm_100+" in dict((r.kernel, r.reason) for r in nv.rejected)["cublas_nvfp4"]
 
 
 def test_quantized_model_forward_on_gpu():

@@ -5,7 +5,7 @@ import torch
 from qlinear.formats import dequantize, fake_quantize, quantize
 from qlinear.kernels import Dispatch, EmulationKernel, LayerConfig, all_kernels
 from qlinear.layers import QuantizedLinear
-from qlinear.platform import platform_of
+from qlinear.platform import platform_of, simulated_cuda
 from qlinear.schemes import SCHEMES
 
 HERE = platform_of("cpu")
@@ -97,3 +97,45 @@ def test_wrong_input_width_names_the_layer():
     layer, _, _ = build(SCHEMES["fp8_a16"], EmulationKernel, 8, 32, bias=False)
     with pytest.raises(ValueError, match="test: input has 16 features, expected 32"):
         layer(torch.randn(2, 16))
+
+
+E2M1_VALUES = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float64)
+
+
+def _scaled_mm_model(a, b, scale_a, scale_b, out_dtype):
+    """cuBLASLt block-scaled GEMM as documented: a [M, K] row-major, b [K, N] column-major; e2m1 packed
+    two per byte (low nibble first) or e4m3; one e4m3 scale per 16 or e8m0 per 32 along K, both in the
+    128x4 swizzled layout. Decoded here independently of qlinear.formats."""
+    from qlinear.formats.swizzle import unswizzle_128x4
+
+    def decode(t):  # rows of t run along K
+        if t.dtype == torch.float4_e2m1fn_x2:
+            u = t.view(torch.uint8).long()
+            return E2M1_VALUES[torch.stack((u & 15, u >> 4), dim=-1).reshape(u.shape[0], -1)]
+        return t.double()
+
+    qa, qb = decode(a), decode(b.t())
+    block = 16 if scale_a.dtype == torch.float8_e4m3fn else 32
+    sa = unswizzle_128x4(scale_a, qa.shape[0], qa.shape[1] // block).double().repeat_interleave(block, dim=1)
+    sb = unswizzle_128x4(scale_b, qb.shape[0], qb.shape[1] // block).double().repeat_interleave(block, dim=1)
+    return ((qa * sa) @ (qb * sb).t()).to(out_dtype)
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "mxfp8"])
+def test_blackwell_kernels_build_the_operands_scaled_mm_documents(monkeypatch, name):
+    """The sm_100 kernels cannot run on this project's GPUs (they are rejected there, with the reason);
+    their prepare/apply run here with torch._scaled_mm replaced by a model of its documented semantics,
+    against the float64 reference on a ragged shape (N=144, K=96 pad to 256 x 4 scale tiles)."""
+    from qlinear.kernels.scaled_mm_blockscaled import CublasMxfp8Kernel, CublasNvfp4Kernel
+
+    kernel = {"nvfp4": CublasNvfp4Kernel, "mxfp8": CublasMxfp8Kernel}[name]
+    assert not kernel.is_supported(platform_of("cpu"))[0]
+    ok, reason = kernel.is_supported(simulated_cuda(90))
+    assert not ok and "sm_100" in reason
+    assert kernel.is_supported(simulated_cuda(100))[0]
+    monkeypatch.setattr(torch, "_scaled_mm", _scaled_mm_model)
+    scheme = SCHEMES[name]
+    layer, qw, b = build(scheme, kernel, 144, 96, bias=True)
+    for m in (1, 7, 130):
+        x = torch.randn(m, 96, generator=torch.Generator().manual_seed(m)).to(torch.bfloat16)  # bf16 out, as on GPU
+        assert_close_to_reference(layer(x), reference(scheme, qw, b, x), f"{kernel.name} M={m}")

@@ -136,3 +136,30 @@ def test_weight_dequantizes_to_what_the_layer_computes():
     x = torch.randn(3, 64)
     expect = x.double() @ dequantize(layer.quantized_weight(), torch.float64).t()
     assert torch.allclose(layer(x).double(), expect, atol=1e-5)
+
+
+def test_convert_to_runs_the_converted_format_and_reports_its_error():
+    """nvfp4_a16 converted to fp8_per_block: the layer holds exactly requantize(quantize(w)) and runs
+    the FP8 block scheme; the report's SQNR is the converted weight against the float original."""
+    from qlinear.formats import quantize as quantize_tensor
+    from qlinear.formats import requantize, sqnr_db
+
+    torch.manual_seed(0)
+    model = Tiny()
+    original = model.blocks[0]["q_proj"].weight.detach().clone()
+    report = qlinear.quantize(model, "nvfp4_a16", convert_to="fp8_per_block", progress=False)
+    assert report.scheme == "nvfp4_a16->fp8_per_block"
+    layer = model.blocks[0]["q_proj"]
+    assert layer.scheme.name == "fp8_per_block" and layer.weight.dtype == torch.float8_e4m3fn
+    expect, _ = requantize(quantize_tensor(original, qlinear.SCHEMES["nvfp4_a16"].weight), layer.scheme.weight)
+    assert torch.equal(layer.weight.view(torch.uint8), expect.data.view(torch.uint8))
+    assert torch.equal(layer.weight_scale, expect.scale)
+    row = {r.name: r for r in report.layers}["blocks.0.q_proj"]
+    assert row.sqnr_db == pytest.approx(sqnr_db(original, dequantize(expect)))
+    direct = sqnr_db(original, dequantize(quantize_tensor(original, qlinear.SCHEMES["nvfp4_a16"].weight)))
+    assert direct - 1.0 < row.sqnr_db < direct  # converting costs a little on top of NVFP4's own error
+
+
+def test_convert_to_a_static_scheme_is_refused():
+    with pytest.raises(ValueError, match="fp8_static uses calibrated static input scales"):
+        qlinear.quantize(Tiny(), "nvfp4_a16", convert_to="fp8_static", progress=False)

@@ -59,7 +59,8 @@ def test_cublas_blockwise_never_takes_m_equal_1():
         select_dispatch(config("fp8_per_block"), simulated_cuda(90), backend="cublas_fp8_block")
     d = select_dispatch(config("fp8_per_block"), simulated_cuda(90), disabled=["triton_fp8_block"])
     assert [r.selection.kernel.name for r in d.routes] == ["emulation"] + ["cublas_fp8_block"] * 4
-    assert "M=1" in d.routes[0].selection.rejected[0].reason or "M=1" in d.routes[0].selection.rejected[1].reason
+    reasons = {r.kernel: r.reason for r in d.routes[0].selection.rejected}
+    assert "M=1" in reasons["cublas_fp8_block"]
 
 
 def test_fallback_to_emulation_warns_with_reasons(caplog):
@@ -180,3 +181,15 @@ def test_tuned_choices_are_preferences_that_still_pass_every_check(tmp_path, mon
     bad = select_dispatch(config("fp8_per_block"), here, preferred={"1": "cublas_fp8_block"})
     assert bad.routes[0].selection.kernel.name == "triton_fp8_block"
     assert "M=1" in bad.routes[0].selection.rejected[0].reason
+
+
+@pytest.mark.parametrize("name,native", [("nvfp4", "cublas_nvfp4"), ("mxfp8", "cublas_mxfp8")])
+def test_native_fp4_mx_kernels_only_on_blackwell(name, native):
+    """Hopper gets the weight-only path and keeps the native kernel's rejection; sm_100 gets the native one."""
+    hopper = select_kernel(config(name), simulated_cuda(90))
+    assert hopper.kernel.name != native
+    assert "FP4/MX block-scaled tensor cores (sm_100+)" in dict((r.kernel, r.reason) for r in hopper.rejected)[native]
+    assert select_kernel(config(name), simulated_cuda(100)).kernel.name == native
+    ragged = select_kernel(config(name, n=100, k=1536), simulated_cuda(100))
+    assert ragged.kernel.name != native and "out_features % 16" in dict(
+        (r.kernel, r.reason) for r in ragged.rejected)[native]

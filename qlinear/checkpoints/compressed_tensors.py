@@ -29,7 +29,7 @@ class StoredScheme:
         scheme: the qlinear scheme the layers run as.
         on_disk: tensor names of each quantized Linear.
         ignore: modules kept in float (names, globs or ``re:`` patterns).
-        notes: how qlinear's computation knowingly differs from the checkpoint's recipe ("" none).
+        note: how qlinear's computation knowingly differs from the checkpoint's recipe ("" if not).
     """
 
     scheme: Scheme
@@ -70,6 +70,8 @@ FORMS: tuple[Form, ...] = (
     Form("fp8_per_block", "float-quantized", _w(8, "float", "block", block_structure=[128, 128]),
          _w(8, "float", "group", group_size=128, dynamic=True)),
     Form("int8_per_channel", "int-quantized", _w(8, "int", "channel"), _w(8, "int", "token", dynamic=True)),
+    Form("int8_asym_act", "int-quantized", _w(8, "int", "channel"),
+         _w(8, "int", "token", dynamic=True, symmetric=False, zp_dtype="torch.int8")),
     Form("fp8_a16", "float-quantized", _w(8, "float", "channel"), None),
     Form("nvfp4_a16", "nvfp4-pack-quantized", _w(4, "float", "tensor_group", group_size=16), None,
          _PACKED_NVFP4, "torch.float8_e4m3fn"),
@@ -142,10 +144,14 @@ def config_for_scheme(scheme: Scheme, ignore: list[str]) -> dict:
     }
 
 
+_NOT_MATCHED = ("zp_dtype",)  # written for compressed-tensors' loader, not needed to recognise a form
+
+
 def _matches(args: dict | None, want: dict | None) -> bool:
     if args is None or want is None:
         return args is None and want is None
-    return all(args.get(key) == value for key, value in want.items()) and args.get("symmetric", True) is True
+    return (all(args.get(key) == value for key, value in want.items() if key not in _NOT_MATCHED)
+            and args.get("symmetric", True) is want.get("symmetric", True))
 
 
 def scheme_from_config(qc: dict, source: str) -> StoredScheme:
@@ -166,10 +172,9 @@ def scheme_from_config(qc: dict, source: str) -> StoredScheme:
     if targets != ["Linear"]:
         raise ValueError(f"{source}: qlinear reads config groups that target 'Linear', found {targets}")
     weights, inputs = group.get("weights"), group.get("input_activations")
-    for args, what in ((weights, "weights"), (inputs, "input_activations")):
-        if args is not None and args.get("symmetric", True) is not True:
-            raise ValueError(f"{source}: asymmetric {what} (zero points) are not supported; qlinear reads symmetric "
-                             "compressed-tensors schemes only")
+    if weights is not None and weights.get("symmetric", True) is not True:
+        raise ValueError(f"{source}: asymmetric weights (weight_zero_point) are not supported; qlinear reads "
+                         "symmetric weights, with symmetric or asymmetric INT8 activations")
     fmt = group.get("format") or qc.get("format")
     for form in FORMS:
         if _matches(weights, form.weights) and _matches(inputs, form.inputs) and fmt in (None, form.format):

@@ -22,11 +22,13 @@ from safetensors import safe_open
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..formats import requantize
 from ..kernels import LayerConfig
 from ..layers import QuantizedLinear
-from ..layers.linear import choose_dispatch
+from ..layers.linear import check_applicable, choose_dispatch
 from ..layers.patterns import first_match
 from ..platform import platform_of
+from ..schemes import Scheme, get_scheme
 from .compressed_tensors import QUANT_METHOD, StoredScheme, scheme_from_config
 from .fp8_config import scheme_from_fp8_config
 from .layout import CheckpointError, read_linear
@@ -129,7 +131,7 @@ class _Tensors:
 
 
 def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
-                   progress: bool = False):
+                   progress: bool = False, convert_to: Scheme | str | None = None):
     """``(model, scheme)`` from a checkpoint directory: compressed-tensors (qlinear, llm-compressor),
     ``quant_method: "fp8"`` (DeepSeek-V3 / Qwen3-FP8 128x128 blocks in ``weight_scale_inv``; AutoFP8
     per-tensor, static or dynamic) or ModelOpt (FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_PB_WO, NVFP4,
@@ -138,16 +140,24 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
     Where qlinear runs the checkpoint differently from its recipe (e.g. NVFP4 W4A4 activation global
     scales), a ``UserWarning`` says how.
 
+    ``convert_to``: a scheme to convert every weight to as it is read (e.g. NVFP4 -> ``fp8_per_block``
+    so prefill runs on FP8 tensor cores on GPUs without FP4 ones); the layers then run, and the
+    returned scheme is, that scheme. See :func:`qlinear.formats.requantize`.
+
     Raises:
         CheckpointError: missing/corrupt files or tensors, wrong shapes or dtypes, NaN/Inf scales.
-        ValueError: a quantization config qlinear does not read (see :func:`stored_scheme`).
+        ValueError: a quantization config qlinear does not read (see :func:`stored_scheme`), or a
+            ``convert_to`` with static activations, or from a checkpoint with static activations.
     """
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = Path(path)
     stored = stored_scheme(folder)
-    scheme = stored.scheme
+    scheme = get_scheme(convert_to) if convert_to is not None else stored.scheme
+    if scheme is not stored.scheme and (scheme.static_activation or stored.scheme.static_activation):
+        raise ValueError(f"{folder}: cannot convert {stored.scheme.name} to {scheme.name}: static activation "
+                         "scales do not carry over between schemes")
     if stored.note:
         warnings.warn(f"{folder}: {stored.note}", stacklevel=2)
     config = AutoConfig.from_pretrained(str(folder))
@@ -161,7 +171,11 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
         tensors = _Tensors(_tensor_files(folder), stack)
         for name, linear in tqdm(linears, desc=f"load {scheme.name}", disable=not progress, leave=False):
             n, k = linear.out_features, linear.in_features
-            qt, input_scale = read_linear(lambda t, layer=name: tensors.get(t, layer), name, scheme, stored.on_disk, n, k)
+            qt, input_scale = read_linear(lambda t, layer=name: tensors.get(t, layer), name, stored.scheme,
+                                          stored.on_disk, n, k)
+            if scheme is not stored.scheme:
+                check_applicable(name, (n, k), scheme)
+                qt, _ = requantize(qt, scheme.weight)
             bias = tensors.get(f"{name}.bias", name)[0].to(device) if linear.bias is not None else None
             layer_config = LayerConfig(scheme, n, k, bias is not None, name)
             model.set_submodule(name, QuantizedLinear(qt.to(device), bias, scheme, choose_dispatch(layer_config, platform), name,

@@ -6,7 +6,8 @@ from .quantized import (
     fake_quantize,
     quantize,
     quantize_in_row_chunks,
+    requantize,
     sqnr_db,
 )
 
-__all__ = ["QuantizedTensor", "concat_rows", "dequantize", "fake_quantize", "quantize", "quantize_in_row_chunks", "sqnr_db"]
+__all__ = ["QuantizedTensor", "concat_rows", "dequantize", "fake_quantize", "quantize", "quantize_in_row_chunks", "requantize", "sqnr_db"]

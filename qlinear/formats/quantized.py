@@ -201,6 +201,20 @@ def quantize_in_row_chunks(
     return concat_rows(parts), sqnr
 
 
+def requantize(q: QuantizedTensor, spec: TensorSpec) -> tuple[QuantizedTensor, float]:
+    """Convert a quantized tensor to another format: ``(converted, sqnr_db)``, the SQNR of the
+    converted values against ``q``'s own dequantized values (the cost of the conversion alone).
+
+    Used to convert NVFP4/MXFP4 weights to FP8 at load, so that they run on FP8 tensor cores (vLLM
+    PR #38728 does this for NVFP4 on Hopper). ``q`` is dequantized in float32 one layer at a time
+    (e2m1 x e4m3 x fp32 global is exact in float32 but for the product of the two scales).
+
+    Raises:
+        ValueError: as :func:`quantize` (K not a multiple of ``spec``'s group).
+    """
+    return quantize_in_row_chunks(dequantize(q, torch.float32), spec)
+
+
 def element_values(q: QuantizedTensor) -> torch.Tensor:
     """The unscaled element values as float32 ``[rows, K]`` (zero point removed for asymmetric INT8)."""
     if q.spec.dtype == "e2m1":

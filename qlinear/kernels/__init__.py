@@ -20,6 +20,7 @@ from .registry import (
     register_kernel,
     select_kernel,
 )
+from .scaled_mm_blockscaled import CublasMxfp8Kernel, CublasNvfp4Kernel
 from .scaled_mm_fp8 import CpuScaledMMFp8Kernel, CublasFp8Kernel
 from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel, TritonMxfp8Kernel
 from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16Kernel
@@ -29,7 +30,11 @@ from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16K
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernel (per-32 scaling per K step) at every M.
+# The sm_100 block-scaled kernels come first for their schemes: where they can run (Blackwell), native
+# FP4/MX tensor cores are the point; everywhere else is_supported rejects them.
 for _kernel in (
+    CublasNvfp4Kernel,
+    CublasMxfp8Kernel,
     CublasBlockFp8Kernel,
     TritonFp8BlockKernel,
     TritonFp8RowwiseKernel,
@@ -49,6 +54,8 @@ __all__ = [
     "M_BUCKETS",
     "OK",
     "CublasBlockFp8Kernel",
+    "CublasMxfp8Kernel",
+    "CublasNvfp4Kernel",
     "Dispatch",
     "Route",
     "TritonFp8BlockKernel",

@@ -1,6 +1,9 @@
 """INT8 W8A8 through ``torch._int_mm`` (int8 x int8 -> int32), then both scales in float32.
 
-Per-channel symmetric int8 weights, dynamic per-token symmetric int8 activations.
+Per-channel symmetric int8 weights, dynamic per-token int8 activations, symmetric or asymmetric.
+With a per-token zero point z, ``sum_k (q_x - z) q_w = (q_x @ q_w^T) - z * sum_k q_w``: the weight's
+row sums are computed once in ``prepare`` and the correction is one int32 multiply-add per output
+(the azp scheme of vLLM's CUTLASS W8A8 kernels).
 PyTorch's CUDA ``_int_mm`` needs M > 16 and K, N multiples of 8: ``prepare`` pads the weight
 once; ``apply`` pads K per call and, on CUDA, pads M up to 17 rows for decode-sized inputs
 (the extra rows are zeros and are sliced off), which is correct but spends a 17-row GEMM.
@@ -40,15 +43,18 @@ class IntMMInt8Kernel(LinearKernel):
             and a.dtype == "int8"
             and a.granularity == "token"
             and a.dynamic
-            and a.symmetric
         )
-        return spec_mismatch(config, "symmetric int8 per-channel weights with dynamic per-token int8 activations", ok)
+        return spec_mismatch(config, "symmetric int8 per-channel weights with dynamic per-token int8 activations "
+                             "(symmetric or asymmetric)", ok)
 
     def prepare(self, layer) -> None:
         n, k = self.config.out_features, self.config.in_features
         self.n_pad, self.k_pad = round_up(n, ALIGN), round_up(k, ALIGN)
         self.scale_w = pad_2d(layer.weight_scale.float(), self.n_pad, 1, value=1.0).reshape(1, self.n_pad)
         self.weight_t = pad_2d(layer.weight, self.n_pad, self.k_pad).t()  # copies only for ragged shapes
+        self.weight_row_sums = None
+        if not self.config.scheme.activation.symmetric:
+            self.weight_row_sums = self.weight_t.sum(dim=0, dtype=torch.int32).reshape(1, self.n_pad)
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         m = x.shape[0]
@@ -56,7 +62,10 @@ class IntMMInt8Kernel(LinearKernel):
         rows = max(m, MIN_CUDA_ROWS) if x.is_cuda else m
         acc = torch._int_mm(pad_2d(q.data, rows, self.k_pad), self.weight_t)
         n = self.config.out_features
-        y = acc[:m, :n].float() * q.scale * self.scale_w[:, :n]
+        acc = acc[:m, :n]
+        if self.weight_row_sums is not None:
+            acc = acc - q.zero_point * self.weight_row_sums[:, :n]
+        y = acc.float() * q.scale * self.scale_w[:, :n]
         if bias is not None:
             y = y + bias.float()
         return y.to(x.dtype)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..formats import quantize_in_row_chunks
+from ..formats import dequantize, quantize_in_row_chunks, requantize, sqnr_db
 from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
@@ -111,10 +111,12 @@ def plan(
     platform: Platform | None = None,
     backend: str | None = None,
     disabled: Sequence[str] = (),
+    convert_to: Scheme | str | None = None,
 ) -> list[LayerPlan]:
     """Decide, for every ``nn.Linear`` in ``model``, whether and with which kernel it is quantized.
 
-    Touches no weights. ``platform`` defaults to each layer's own device.
+    Touches no weights. ``platform`` defaults to each layer's own device. With ``convert_to``, layers
+    must fit both schemes and get the kernels of ``convert_to`` (see :func:`quantize`).
 
     Raises:
         SchemeNotApplicable: a layer's shape does not fit the scheme and ``skip_unsupported`` is False.
@@ -122,7 +124,9 @@ def plan(
         ValueError: a scheme with static (calibrated) activation scales.
     """
     scheme = get_scheme(scheme)
+    target = get_scheme(convert_to) if convert_to is not None else scheme
     check_online("", scheme)
+    check_online("", target)
     plans = []
     for name, mod in linear_layers(model):
         n, k = mod.out_features, mod.in_features
@@ -132,13 +136,14 @@ def plan(
             continue
         try:
             check_applicable(name, (n, k), scheme)
+            check_applicable(name, (n, k), target)
         except SchemeNotApplicable as err:
             if not skip_unsupported:
                 raise
             plans.append(LayerPlan(name, n, k, "skip", str(err)))
             continue
         where = platform or platform_of(mod.weight.device)
-        config = LayerConfig(scheme, n, k, mod.bias is not None, name)
+        config = LayerConfig(target, n, k, mod.bias is not None, name)
         plans.append(LayerPlan(name, n, k, "quantize", dispatch=choose_dispatch(config, where, backend=backend, disabled=disabled)))
     return plans
 
@@ -157,6 +162,7 @@ def quantize(
     backend: str | None = None,
     disabled: Sequence[str] = (),
     progress: bool = True,
+    convert_to: Scheme | str | None = None,
 ) -> QuantizationReport:
     """Replace the ``nn.Linear`` modules of ``model`` in place by :class:`QuantizedLinear`.
 
@@ -176,6 +182,11 @@ def quantize(
         backend: force a kernel or backend name (see ``qlinear kernels``).
         disabled: kernel names never to select.
         progress: show a progress bar.
+        convert_to: quantize to ``scheme``, then convert each weight to this scheme's format and run
+            it with this scheme's kernels, as a checkpoint of ``scheme`` converted at load would be
+            (``load_quantized(..., convert_to=)``), e.g. ``"nvfp4_a16"`` converted to
+            ``"fp8_per_block"`` runs on FP8 tensor cores on GPUs without FP4 ones. The report's SQNR
+            is then the converted weight's against the float original.
 
     Returns:
         A :class:`QuantizationReport`: per layer shape, kernel, bytes before/after, weight SQNR (dB).
@@ -184,16 +195,18 @@ def quantize(
         SchemeNotApplicable, NoKernelError, ValueError (NaN/Inf weights) — before any change.
     """
     scheme = get_scheme(scheme)
+    runs_as = get_scheme(convert_to) if convert_to is not None else scheme
     target = platform_of(device) if device is not None else None
     plans = plan(model, scheme, ignore=ignore, skip_unsupported=skip_unsupported, platform=target,
-                 backend=backend, disabled=disabled)
+                 backend=backend, disabled=disabled, convert_to=runs_as)
     modules = dict(linear_layers(model))
     for p in plans:
         if p.action == "quantize":
             check_finite(p.name, modules[p.name].weight.detach())
 
-    report = QuantizationReport(scheme.name, (target or platform_of(None)).describe())
-    for p in tqdm(plans, desc=f"quantize {scheme.name}", disable=not progress, leave=False):
+    label = scheme.name if runs_as is scheme else f"{scheme.name}->{runs_as.name}"
+    report = QuantizationReport(label, (target or platform_of(None)).describe())
+    for p in tqdm(plans, desc=f"quantize {label}", disable=not progress, leave=False):
         linear = modules[p.name]
         size = _bytes(linear.weight, linear.bias)
         if p.action != "quantize":
@@ -202,7 +215,10 @@ def quantize(
         if device is not None:
             linear.to(device)
         qweight, error = quantize_in_row_chunks(linear.weight.detach(), scheme.weight)
-        layer = QuantizedLinear(qweight, linear.bias, scheme, p.dispatch, p.name)
+        if runs_as is not scheme:
+            qweight, _ = requantize(qweight, runs_as.weight)
+            error = sqnr_db(linear.weight.detach(), dequantize(qweight))
+        layer = QuantizedLinear(qweight, linear.bias, runs_as, p.dispatch, p.name)
         model.set_submodule(p.name, layer)
         del linear
         after = sum(_bytes(b) for b in layer.buffers()) + _bytes(layer.bias)
