@@ -42,8 +42,10 @@ def token_windows(ids: torch.Tensor, tokens: int, context: int) -> torch.Tensor:
     """The first ``tokens`` ids cut into non-overlapping windows ``[n, context]``.
 
     Raises:
-        ValueError: fewer than ``context`` ids are available.
+        ValueError: ``tokens`` or the ids available are fewer than ``context``.
     """
+    if tokens < context:
+        raise ValueError(f"tokens={tokens} (--tokens) is fewer than one context of {context} (--context)")
     usable = min(tokens, ids.numel()) // context * context
     if usable == 0:
         raise ValueError(f"text has {ids.numel()} tokens, fewer than one context of {context}")

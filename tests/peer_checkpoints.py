@@ -26,7 +26,11 @@ CONFIG_GROUPS = {"W8A8_ASYM": {"group_0": {
     "input_activations": {"num_bits": 8, "type": "int", "strategy": "token", "symmetric": False, "dynamic": True},
 }}}
 CALIBRATED = ("FP8", "NVFP4")  # static activation scales: need calibration text
-MODELOPT_ALGOS = ("FP8", "NVFP4")
+# quant_algo written -> the ModelOpt config that writes it
+MODELOPT_CONFIGS = {"FP8": "FP8_DEFAULT_CFG", "NVFP4": "NVFP4_DEFAULT_CFG",
+                    "FP8_PER_CHANNEL_PER_TOKEN": "FP8_PER_CHANNEL_PER_TOKEN_CFG", "MXFP8": "MXFP8_DEFAULT_CFG",
+                    "W4A16_NVFP4": "W4A16_NVFP4_CFG", "FP8_PB_WO": "FP8_2D_BLOCKWISE_WEIGHT_ONLY_CFG"}
+MODELOPT_ALGOS = tuple(MODELOPT_CONFIGS)
 REFERENCE = "peer_reference.safetensors"
 
 
@@ -92,7 +96,7 @@ def llm_compressor(base: Path, out: Path, scheme: str) -> Path:
 
 
 def modelopt(base: Path, out: Path, algo: str) -> Path:
-    """``mtq.quantize(model, <algo>_DEFAULT_CFG)`` calibrated on pydoc text, then ``export_hf_checkpoint``."""
+    """``mtq.quantize(model, MODELOPT_CONFIGS[algo])`` calibrated on pydoc text, then ``export_hf_checkpoint``."""
     import modelopt.torch.quantization as mtq
     from modelopt.torch.export import export_hf_checkpoint
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,7 +109,7 @@ def modelopt(base: Path, out: Path, algo: str) -> Path:
         with torch.no_grad():
             m(batches)
 
-    mtq.quantize(model, {"FP8": mtq.FP8_DEFAULT_CFG, "NVFP4": mtq.NVFP4_DEFAULT_CFG}[algo], forward_loop=forward_loop)
+    mtq.quantize(model, getattr(mtq, MODELOPT_CONFIGS[algo]), forward_loop=forward_loop)
     reference = {}
     if algo == "FP8":
         for name, module in model.named_modules():

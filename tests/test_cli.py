@@ -34,3 +34,17 @@ def test_cuda_device_without_a_gpu_is_a_clear_error(capsys):
     assert "asked for CUDA, but PyTorch" in capsys.readouterr().err
     assert main(["kernels", "--device", "tpu9"]) == 2
     assert "is not a device" in capsys.readouterr().err
+
+
+def test_token_windows_name_the_option_that_is_too_small():
+    import pytest
+    import torch
+
+    from qlinear.evaluate import token_windows
+
+    ids = torch.arange(100)
+    assert token_windows(ids, 64, 32).tolist() == [list(range(32)), list(range(32, 64))]
+    with pytest.raises(ValueError, match=r"tokens=16 \(--tokens\) is fewer than one context of 32 \(--context\)"):
+        token_windows(ids, 16, 32)
+    with pytest.raises(ValueError, match="text has 100 tokens, fewer than one context of 128"):
+        token_windows(ids, 256, 128)

@@ -77,22 +77,33 @@ def test_llm_compressor_checkpoint_equals_the_peer_decompression(peers, preset):
 
 
 def hand_decode(stored, name):
-    """ModelOpt's bytes decoded here in float64: FP8 ``weight * weight_scale``; NVFP4 e2m1 (low nibble =
-    even element) * e4m3 ``weight_scale`` per 16 * ``weight_scale_2``."""
-    w = stored[f"{name}.weight"]
+    """ModelOpt's bytes decoded here in float64: FP8 ``weight * weight_scale`` (scalar, ``[N]`` per channel,
+    or ``[N/128, 1, K/128, 1]`` per 128x128 block); MXFP8 ``weight * 2**(weight_scale - 127)`` per 32;
+    NVFP4 e2m1 (low nibble = even element) * e4m3 ``weight_scale`` per 16 * ``weight_scale_2``."""
+    w, s = stored[f"{name}.weight"], stored[f"{name}.weight_scale"]
     if w.dtype == torch.float8_e4m3fn:
-        return w.double() * stored[f"{name}.weight_scale"].double()
+        n, k = w.shape
+        if s.dtype == torch.uint8:
+            return w.double() * torch.exp2(s.double() - 127).repeat_interleave(32, dim=1)
+        if s.dim() == 4:
+            s = s.reshape(s.shape[0], s.shape[2]).repeat_interleave(128, 0).repeat_interleave(128, 1)[:n, :k]
+        elif s.dim() == 1:
+            s = s[:, None]
+        return w.double() * s.double()
     codes = torch.stack((w & 15, w >> 4), dim=-1).reshape(w.shape[0], -1).long()
     values = E2M1[codes & 7] * torch.where(codes >= 8, -1.0, 1.0).double()
     scale = stored[f"{name}.weight_scale"].double().repeat_interleave(16, dim=1)
     return values * scale * stored[f"{name}.weight_scale_2"].double()
 
 
-@pytest.mark.parametrize("algo,reads_as", [("FP8", "fp8_static"), ("NVFP4", "nvfp4")])
+@pytest.mark.parametrize("algo,reads_as", [
+    ("FP8", "fp8_static"), ("NVFP4", "nvfp4"), ("FP8_PER_CHANNEL_PER_TOKEN", "fp8_per_channel"),
+    ("MXFP8", "mxfp8"), ("W4A16_NVFP4", "nvfp4_a16"), ("FP8_PB_WO", "fp8_per_block")])
 def test_modelopt_checkpoint_equals_a_hand_decode_of_its_bytes(peers, algo, reads_as):
     model, scheme, notes = load(peers[f"modelopt-{algo}"])
     assert scheme.name == reads_as
     assert any("input_scale" in n for n in notes) == (algo == "NVFP4")
+    assert any("FP8_PB_WO is weight-only" in n for n in notes) == (algo == "FP8_PB_WO")
     stored = load_file(str(peers[f"modelopt-{algo}"] / "model.safetensors"))
     original = load_file(str(peers["base"] / "model.safetensors"))
     layers = quantized_layers(model)

@@ -3,7 +3,7 @@
 
 Reference: ``shared/reference/checkpoint-formats.md`` §3.c (layouts verified against
 nvidia-modelopt 0.47). Every scale is a multiplier: ``weight_scale`` (0-d per tensor, ``[N]`` or
-``[N, 1]`` per channel, ``[ceil(N/128), ceil(K/128)]`` per block, e4m3 ``[N, K/16]`` or e8m0
+``[N, 1]`` per channel, ``[ceil(N/128), 1, ceil(K/128), 1]`` per block (FP8_PB_WO), e4m3 ``[N, K/16]`` or e8m0
 ``[N, K/32]`` per group), NVFP4's ``weight_scale_2`` (``amax / 2688``) and ``input_scale``.
 NVFP4 weights are the packed uint8 ``weight`` ``[N, K/2]`` (not ``weight_packed``).
 """
@@ -51,7 +51,7 @@ def scheme_from_modelopt(quantization: dict, source: str) -> StoredScheme:
         ValueError: a ``quant_algo`` qlinear does not read (the message lists those it does), or a
             group size other than the format's; names ``source``.
     """
-    algo = quantization.get("quant_algo")
+    algo = str(quantization.get("quant_algo")).upper()  # ModelOpt 0.47 writes FP8_PB_WO as "fp8_pb_wo"
     if algo not in ALGOS:
         raise ValueError(f"{source}: ModelOpt quant_algo {algo!r} is not supported; qlinear reads {', '.join(ALGOS)}")
     name, on_disk, note = ALGOS[algo]
