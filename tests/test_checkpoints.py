@@ -300,3 +300,15 @@ def test_convert_at_load_equals_online_conversion(tmp_path):
     assert layer.scheme.name == "fp8_per_block" and layer.weight.dtype == torch.float8_e4m3fn
     with pytest.raises(ValueError, match="cannot convert nvfp4_a16 to fp8_static"):
         load_quantized(tmp_path, convert_to="fp8_static")
+
+
+def test_cli_explain_converts_a_checkpoint(tmp_path, capsys):
+    from qlinear.cli import main
+
+    _written(tmp_path, "nvfp4_a16")
+    assert main(["explain", "--model", str(tmp_path), "--convert-to", "fp8_per_block", "--platform", "sm_90",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scheme"] == "nvfp4_a16->fp8_per_block" and "block_size=128x128" in out["scheme_spec"]
+    up = {layer["name"]: layer for layer in out["layers"]}["model.layers.0.mlp.up_proj"]
+    assert {r["kernel"] for r in up["dispatch"]} <= {"triton_fp8_block", "cublas_fp8_block"}
