@@ -33,6 +33,22 @@ def _blockscaled_verdict(config: LayerConfig, accepted: str, ok: bool, k_multipl
 class _BlockScaledMM(LinearKernel):
     backend = "cublas"
     dtype_name: str  # the torch dtype the kernel needs, checked in is_supported
+    # Both operands: element type, elements per scale along K, scale type; and the rejection text.
+    element: str
+    group_size: int
+    scale_dtype: str
+    accepted: str
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        w, a = config.scheme.weight, config.scheme.activation
+
+        def fits(spec) -> bool:
+            return (spec is not None and spec.dtype == cls.element and spec.granularity == "group"
+                    and spec.group_size == cls.group_size and spec.scale_dtype == cls.scale_dtype)
+
+        nvfp4_global = w.global_scale == "tensor" if cls.scale_dtype == "e4m3" else w.global_scale is None
+        return _blockscaled_verdict(config, cls.accepted, fits(w) and fits(a) and a.dynamic and nvfp4_global, 32)
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
@@ -62,14 +78,8 @@ class CublasNvfp4Kernel(_BlockScaledMM):
     name = "cublas_nvfp4"
     dtype_name = "float4_e2m1fn_x2"
     summary = "torch._scaled_mm NVFP4 W4A4 on FP4 tensor cores (e4m3 scales per 16, swizzled); sm_100+"
-
-    @classmethod
-    def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        nvfp4 = lambda s: (s is not None and s.dtype == "e2m1" and s.granularity == "group"  # noqa: E731
-                           and s.group_size == 16 and s.scale_dtype == "e4m3")
-        ok = nvfp4(w) and w.global_scale == "tensor" and nvfp4(a) and a.dynamic
-        return _blockscaled_verdict(config, "NVFP4 weights with dynamic NVFP4 activations (W4A4)", ok, 32)
+    element, group_size, scale_dtype = "e2m1", 16, "e4m3"
+    accepted = "NVFP4 weights with dynamic NVFP4 activations (W4A4)"
 
     @staticmethod
     def operand(packed: torch.Tensor) -> torch.Tensor:
@@ -84,14 +94,8 @@ class CublasMxfp8Kernel(_BlockScaledMM):
     name = "cublas_mxfp8"
     dtype_name = "float8_e8m0fnu"
     summary = "torch._scaled_mm MXFP8 W8A8 on MX tensor cores (e8m0 scales per 32, swizzled); sm_100+"
-
-    @classmethod
-    def can_implement(cls, config: LayerConfig) -> Verdict:
-        w, a = config.scheme.weight, config.scheme.activation
-        mx8 = lambda s: (s is not None and s.dtype == "e4m3" and s.granularity == "group"  # noqa: E731
-                         and s.group_size == 32 and s.scale_dtype == "e8m0")
-        return _blockscaled_verdict(config, "MXFP8 weights with dynamic MXFP8 activations", mx8(w) and mx8(a)
-                                    and a.dynamic, 32)
+    element, group_size, scale_dtype = "e4m3", 32, "e8m0"
+    accepted = "MXFP8 weights with dynamic MXFP8 activations"
 
     @staticmethod
     def operand(data: torch.Tensor) -> torch.Tensor:
