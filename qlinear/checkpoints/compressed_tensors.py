@@ -43,8 +43,8 @@ class Form:
     """One scheme as compressed-tensors describes it.
 
     ``weights``/``inputs`` hold the quantization arguments that identify the scheme (matched on
-    read, written on write); ``scale_dtype`` is written but not required on read (older versions
-    omit it). ``write_refusal`` is why qlinear does not write this form ("" if it does);
+    read, written on write); ``scale_dtype`` (and ``zp_dtype``, derived) are written but not required
+    on read (older versions omit them). ``write_refusal`` is why qlinear does not write this form ("" if it does);
     ``note`` is how qlinear runs a checkpoint of this form differently from its recipe.
     """
 
@@ -71,7 +71,7 @@ FORMS: tuple[Form, ...] = (
          _w(8, "float", "group", group_size=128, dynamic=True)),
     Form("int8_per_channel", "int-quantized", _w(8, "int", "channel"), _w(8, "int", "token", dynamic=True)),
     Form("int8_asym_act", "int-quantized", _w(8, "int", "channel"),
-         _w(8, "int", "token", dynamic=True, symmetric=False, zp_dtype="torch.int8")),
+         _w(8, "int", "token", dynamic=True, symmetric=False)),
     Form("fp8_a16", "float-quantized", _w(8, "float", "channel"), None),
     Form("nvfp4_a16", "nvfp4-pack-quantized", _w(4, "float", "tensor_group", group_size=16), None,
          _PACKED_NVFP4, "torch.float8_e4m3fn"),
@@ -98,9 +98,11 @@ class NotExpressible(ValueError):
 
 
 def _full_args(args: dict, scale_dtype: str | None) -> dict:
-    """The arguments with compressed-tensors' defaults filled in, as its own writer emits them."""
+    """The arguments with compressed-tensors' defaults filled in, as its own writer emits them
+    (zero points, of the asymmetric INT8 forms only, are int8)."""
+    zp_dtype = None if args.get("symmetric", True) else "torch.int8"
     base = {"symmetric": True, "dynamic": False, "group_size": None, "block_structure": None, "actorder": None,
-            "observer": "minmax", "observer_kwargs": {}, "scale_dtype": scale_dtype, "zp_dtype": None}
+            "observer": "minmax", "observer_kwargs": {}, "scale_dtype": scale_dtype, "zp_dtype": zp_dtype}
     return {**base, **args}
 
 
@@ -144,13 +146,10 @@ def config_for_scheme(scheme: Scheme, ignore: list[str]) -> dict:
     }
 
 
-_NOT_MATCHED = ("zp_dtype",)  # written for compressed-tensors' loader, not needed to recognise a form
-
-
 def _matches(args: dict | None, want: dict | None) -> bool:
     if args is None or want is None:
         return args is None and want is None
-    return (all(args.get(key) == value for key, value in want.items() if key not in _NOT_MATCHED)
+    return (all(args.get(key) == value for key, value in want.items())
             and args.get("symmetric", True) is want.get("symmetric", True))
 
 
