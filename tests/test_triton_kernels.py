@@ -84,6 +84,7 @@ def test_split_k_and_swapped_decode_paths_match_reference():
 from qlinear.kernels import TritonMxfp8Kernel, TritonW4A16Kernel, TritonW8A16Kernel  # noqa: E402
 from qlinear.kernels import DequantMMKernel  # noqa: E402
 from qlinear.kernels.triton.dequant_gemm import MXFP4, NVFP4, DequantConfig, dequant_gemm, dequantize_weight  # noqa: E402
+from qlinear.kernels.triton.gemv_e2m1 import GemvConfig, e2m1_gemv  # noqa: E402
 
 WEIGHT_ONLY = [("nvfp4_a16", TritonW4A16Kernel), ("mxfp4_a16", TritonW4A16Kernel), ("nvfp4", TritonW4A16Kernel),
                ("mxfp8", TritonW8A16Kernel), ("fp8_a16", TritonW8A16Kernel), ("mxfp8", TritonMxfp8Kernel),
@@ -156,10 +157,41 @@ def test_every_e2m1_code_and_extreme_scales_dequantize_exactly(fmt, name):
         y = dequant_gemm(eye, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, group=lay.group,
                          config=cfg, scale_bias=lay.scale_bias, out_dtype=torch.float32)
         torch.testing.assert_close(y.double().cpu(), expect.t(), rtol=2**-22, atol=0)
+    # the decode GEMV, one token at a time: x = e_j picks column j (every nibble position of a word,
+    # both words of an NVFP4 group, the last group)
+    for j in [*range(16), 255, 256, k - 1]:
+        y = e2m1_gemv(eye[j:j + 1], layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+                      scale_bias=lay.scale_bias, config=GemvConfig(8, 16, 2), out_dtype=torch.float32)
+        torch.testing.assert_close(y[0].double().cpu(), expect[:, j], rtol=2**-22, atol=0)
     # the prefill path's bf16 copy holds the same values before the post scale
     w16 = dequantize_weight(layer.weight, layer.weight_scale, k, wfmt=lay.wfmt, group=lay.group,
                             scale_bias=lay.scale_bias)
     torch.testing.assert_close((w16.double() * lay.post_scale.double()).cpu(), expect, rtol=2**-22, atol=0)
+
+
+@pytest.mark.parametrize("name", ["nvfp4_a16", "mxfp4_a16"])
+@pytest.mark.parametrize("n,k", [(64, 512), (100, 576)])  # K=576: 72 words, a masked last step
+def test_e2m1_decode_gemv_matches_reference(name, n, k):
+    layer, qw, b = _layer(name, TritonW4A16Kernel, n, k)
+    lay = layer.kernel.layout
+    x = _x(1, k, seed=5) * 3.0
+    ref = reference(SCHEMES[name], qw, b, x)
+    for cfg in (GemvConfig(32, 16, 1), GemvConfig(16, 32, 2), GemvConfig(64, 8, 3)):
+        y = e2m1_gemv(x, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, scale_bias=lay.scale_bias,
+                      config=cfg, bias=b, out_dtype=torch.float32)
+        assert y.shape == (1, n)
+        assert_close_to_reference(y, ref, f"gemv {name} {n}x{k} {cfg.key()}")
+    # the layer routes one token to it (and the split-K counters are left at zero)
+    assert layer.kernel.gemv_config.split_k >= 1
+    assert_close_to_reference(layer(x), ref, f"layer {name} M=1")
+
+
+def test_e2m1_decode_gemv_refuses_what_it_cannot_run():
+    layer, _, _ = _layer("nvfp4_a16", TritonW4A16Kernel, 16, 256)
+    lay = layer.kernel.layout
+    with pytest.raises(ValueError, match="one token"):
+        e2m1_gemv(_x(2, 256, seed=1), layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+                  config=GemvConfig(16, 16))
 
 
 def test_split_k_reduction_in_one_launch_matches_one_slice():

@@ -182,8 +182,24 @@ class _TritonWeightOnly(_WeightOnly):
 class TritonW4A16Kernel(_TritonWeightOnly):
     name = "triton_w4a16"
     element = "e2m1"
-    summary = ("Triton W4A16: NVFP4/MXFP4 e2m1 weights dequantized to bf16 in registers; GEMV at M=1, "
-               "bf16 MMA above; split-K reduced in the same launch (sm_80+)")
+    summary = ("Triton W4A16: NVFP4/MXFP4 e2m1 weights; at M=1 a GEMV decoding codes straight to fp32 "
+               "(4 instructions per weight), above it dequantized to bf16 in registers for bf16 MMAs; "
+               "split-K reduced in the same launch (sm_80+)")
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if x.shape[0] != 1 or batch_invariant_mode():
+            return super().apply(layer, x, bias)
+        from .triton.gemv_e2m1 import e2m1_gemv
+
+        lay = self.layout
+        return e2m1_gemv(x, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+                         scale_bias=lay.scale_bias, config=self.gemv_config, bias=bias)
+
+    def prepare(self, layer) -> None:
+        from .triton.dequant_configs import pick_gemv_config
+
+        super().prepare(layer)
+        self.gemv_config = pick_gemv_config(self.config.out_features, self.config.in_features, self.layout.wfmt)
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:

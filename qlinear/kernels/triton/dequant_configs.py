@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .dequant_gemm import DequantConfig
+from .dequant_gemm import MXFP4, DequantConfig
+from .gemv_e2m1 import GemvConfig
 
 SM_COUNT_HOPPER = 132
 # Batch-invariant mode: one tile shape for every M and no split-K.
@@ -47,3 +48,19 @@ def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_C
     # bench/results/h200_issue4.md); prefill is served by dequant_cublas, so this path uses the
     # batch-invariant tiles, checked at M up to 4096 by the GPU tests.
     return fit_block_k(BATCH_INVARIANT, k)
+
+
+def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
+    """The config of the e2m1 decode GEMV (:mod:`.gemv_e2m1`) for an ``[N, K]`` weight at M = 1.
+
+    From ``bench/sweep_gemv_e2m1.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV section): 64 rows by
+    32 words (256 codes) per step with 4 warps and 4 split-K slices was best or within 5% on every
+    NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained 15-25% from 64-word steps. Fewer slices
+    where K is short, so every slice keeps at least two steps.
+    """
+    block_w = 64 if wfmt == MXFP4 and n <= 4096 else 32
+    k_tiles = -(-(k // 8) // block_w)
+    split = 1
+    while split < 4 and k_tiles // (split * 2) >= 2:
+        split *= 2
+    return GemvConfig(block_n=64, block_w=block_w, split_k=split, num_warps=4, num_stages=3)

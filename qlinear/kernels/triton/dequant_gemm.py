@@ -96,7 +96,6 @@ def _dequant_gemm_kernel(
     pid_k = tl.program_id(2)
     rows = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N  # weight rows; out-of-range ones re-read row 0..
     toks = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    tok_ok = toks < M
     toks_r = toks % M
 
     k_tiles = tl.cdiv(K, BLOCK_K)
@@ -155,16 +154,25 @@ def _dequant_gemm_kernel(
             acc = tl.sum(lanes, axis=1)[:, None]
 
     n_idx = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    finish_tile(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, n_idx, toks, N, M, stride_cm,
+                pid_n * tl.num_programs(1) + pid_m, pid_k, WFMT, HAS_BIAS, SPLIT_K)
+
+
+@triton.jit
+def finish_tile(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, n_idx, toks, N, M, stride_cm, tile, pid_k,
+                WFMT: tl.constexpr, HAS_BIAS: tl.constexpr, SPLIT_K: tl.constexpr):
+    """Store the fp32 tile ``acc [rows n_idx, tokens toks]`` through the epilogue, or, with split-K,
+    write it to the workspace and let the slice that arrives last at counter ``tile`` reduce."""
+    tok_ok = toks < M
     cmask = (n_idx[:, None] < N) & tok_ok[None, :]
     if SPLIT_K > 1:
-        tile = pid_n * tl.num_programs(1) + pid_m
         slab = N * M
         offs = n_idx[:, None] + toks[None, :] * N
         tl.store(ws_ptr + pid_k * slab + offs, acc, mask=cmask)
         tl.debug_barrier()  # every thread's partial is written before the counter says so
         arrived = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT_K - 1:
-            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            acc = tl.zeros(acc.shape, dtype=tl.float32)
             for s in range(SPLIT_K):
                 acc += tl.load(ws_ptr + s * slab + offs, mask=cmask, other=0.0, cache_modifier=".cg")
             _epilogue(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, n_idx, toks, N, cmask, stride_cm, WFMT, HAS_BIAS)
@@ -306,5 +314,5 @@ def dequant_gemm(
     return c if c.dtype == out_dtype else c.to(out_dtype)
 
 
-__all__ = ["DequantConfig", "dequant_gemm", "dequantize_weight", "E2M1_BIT_EXPONENT", "NVFP4", "MXFP4", "MXFP8", "FP8_CHANNEL",
+__all__ = ["DequantConfig", "dequant_gemm", "finish_tile", "tile_counters", "dequantize_weight", "E2M1_BIT_EXPONENT", "NVFP4", "MXFP4", "MXFP8", "FP8_CHANNEL",
            "NVFP4_SCALE_SHIFT"]
