@@ -3,8 +3,9 @@
     PYTHONPATH=. python3 bench/sweep_gemv_e2m1.py [OUT.json] [--quick]
 
 CUDA-graph replays, weights rotating beyond L2. Prints per shape and format: bf16, the 4-bit byte
-floor (packed weight + scales + x + y at the measured copy bandwidth), the previous GEMV
-(`dequant_gemm` with block_m=1), the shipped GEMV config and the best swept one, each checked
+floor (packed weight + scales + x + y at the measured copy bandwidth), the bf16-MMA kernel at M=1
+(`dequant_gemm`; the recorded `h200_issue4_gemv_sweep.json` has, as `old_gemv`, the GEMV branch
+that kernel had before this one replaced it), the shipped GEMV config and the best swept one, each checked
 against a float64 reference first (mean |err| / mean |ref|).
 """
 import itertools
@@ -87,7 +88,7 @@ def main():
                 row["sweep"][cfg.key()] = [us, err]
             timings = {key: v for key, v in row["sweep"].items() if isinstance(v, list)}
             best = min(timings, key=lambda key: timings[key][0])
-            print(f"{n}x{k} {name}: bf16 {bf16:.1f} us, floor {floor:.1f} us | old GEMV {old:.1f} us "
+            print(f"{n}x{k} {name}: bf16 {bf16:.1f} us, floor {floor:.1f} us | MMA kernel {old:.1f} us "
                   f"({bf16 / old:.2f}x bf16, err {old_err:.1e}) | default {default_cfg.key()} {default:.1f} us "
                   f"({bf16 / default:.2f}x bf16, {floor / default:.0%} of floor, err {default_err:.1e}) | best {best} "
                   f"{timings[best][0]:.1f} us ({bf16 / timings[best][0]:.2f}x, {floor / timings[best][0]:.0%}, "

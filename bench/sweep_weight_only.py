@@ -2,7 +2,9 @@
 
     PYTHONPATH=. python3 bench/sweep_weight_only.py [OUT.json]
 
-CUDA-graph replays, weights rotating beyond L2, M in {1, 16}. Prints, per shape/M/format, bf16,
+CUDA-graph replays, weights rotating beyond L2, M = 16 (M = 1 runs on the e2m1 GEMV:
+`bench/sweep_gemv_e2m1.py`; `h200_issue4_sweep_weight_only.*` also hold M = 1 rows of the GEMV
+branch the MMA kernel had before it). Prints, per shape/M/format, bf16,
 the 4-bit byte floor (packed weight + scales at the measured copy bandwidth), the shipped default
 config and the best swept one; OUT.json gets every timing.
 """
@@ -24,12 +26,6 @@ SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096)]
 
 
 def configs(k, m):
-    if m == 1:  # the GEMV path (no tensor cores)
-        for bn, bk, split, warps in itertools.product((32, 64), (512, 1024), (1, 2, 4, 8), (4, 8)):
-            if bn * bk > 32768:
-                continue
-            yield fit_block_k(DequantConfig(bn, 1, bk, split_k=split, num_warps=warps, num_stages=2), k)
-        return
     for bn, bk, split in itertools.product((64, 128), (256, 512), (1, 2, 4, 8)):
         if bn == 128 and bk == 512:
             continue
@@ -47,7 +43,7 @@ def main():
         copies = max(2, ROTATE_BYTES // (n * k // 2) + 1)
         bf16_copies = max(2, ROTATE_BYTES // (2 * n * k) + 1)
         bf16_ws = [w * (1 + i / 64) for i in range(bf16_copies)]
-        for m in (1, 16):
+        for m in (16,):
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             it = itertools.count()
             bf16 = graph_median_us(lambda: x @ bf16_ws[next(it) % bf16_copies].t())

@@ -34,8 +34,8 @@ def _split_k(tiles: int, k_tiles: int, target: int) -> int:
 
 def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_COUNT_HOPPER) -> DequantConfig:
     """The config for an ``[m, k] x [n, k]^T`` product with ``element`` (``e2m1`` or ``e4m3``) weights."""
-    if m == 1:  # GEMV on the CUDA cores
-        cfg = fit_block_k(DequantConfig(32, 1, 512 if element == "e2m1" else 256, num_warps=4, num_stages=2), k)
+    if m == 1 and element == "e4m3":  # GEMV on the CUDA cores (e2m1: pick_gemv_config)
+        cfg = fit_block_k(DequantConfig(32, 1, 256, num_warps=4, num_stages=2), k)
         return dataclasses.replace(cfg, split_k=_split_k(-(-n // 32), k // cfg.block_k, 2 * sms))
     if m <= 64:
         block_m = 16 if m <= 16 else 64

@@ -2,7 +2,8 @@
 
 The product is computed transposed, ``C^T [N, M] = W [N, K] @ X^T``: the weight's rows fill the
 MMA's M side (on Hopper, wgmma takes this register operand directly) and the tokens its N side, so
-one kernel serves decode (M = 1) and prefill. Weight formats (constexpr ``WFMT``):
+one kernel serves decode and prefill (one token of e2m1 weights: :mod:`.gemv_e2m1`, which decodes
+with fewer instructions). Weight formats (constexpr ``WFMT``):
 
 ====  ============================  =========================================================
 WFMT  elements ``w [N, K']``         scales applied in the K loop
@@ -105,30 +106,22 @@ def _dequant_gemm_kernel(
 
     # bf16 MMAs; the interpreter's bf16 is not arithmetic, so there the (bf16-exact) operands stay fp32.
     DOT: tl.constexpr = tl.float32 if EXPLICIT else tl.bfloat16
-    # BLOCK_M == 1 (one token, decode): a GEMV on the CUDA cores, fp32 products summed per lane and
-    # reduced once at the end, so the dequantized tile never leaves the registers it was made in.
+    # BLOCK_M == 1 (one token of e4m3 weights): a GEMV on the CUDA cores, fp32 products summed per
+    # lane and reduced once at the end. One token of e2m1 weights runs on .gemv_e2m1 instead.
     GEMV: tl.constexpr = BLOCK_M == 1
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     if WFMT <= 1:
         HALF: tl.constexpr = BLOCK_K // 2
         j = tl.arange(0, HALF)
-        lanes = tl.zeros((BLOCK_N, HALF), dtype=tl.float32)
         for kt in range(k_first, k_last):
             k0 = kt * BLOCK_K
             packed = tl.load(w_ptr + rows[:, None] * stride_w + (k0 // 2 + j)[None, :])
             scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, HALF, BLOCK_K, False)
             even, odd = dequant_e2m1(packed, scale, EXPLICIT)
-            if GEMV:
-                x_even = tl.load(x_ptr + toks_r * stride_x + k0 + 2 * j).to(tl.float32)
-                x_odd = tl.load(x_ptr + toks_r * stride_x + k0 + 2 * j + 1).to(tl.float32)
-                lanes += even.to(tl.float32) * x_even[None, :] + odd.to(tl.float32) * x_odd[None, :]
-            else:
-                x_even = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j)[:, None]).to(DOT)
-                x_odd = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j + 1)[:, None]).to(DOT)
-                acc = tl.dot(even, x_even, acc)
-                acc = tl.dot(odd, x_odd, acc)
-        if GEMV:
-            acc = tl.sum(lanes, axis=1)[:, None]
+            x_even = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j)[:, None]).to(DOT)
+            x_odd = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j + 1)[:, None]).to(DOT)
+            acc = tl.dot(even, x_even, acc)
+            acc = tl.dot(odd, x_odd, acc)
     else:
         kk = tl.arange(0, BLOCK_K)
         lanes = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -286,12 +279,15 @@ def dequant_gemm(
 
     Raises:
         ValueError: ``block_k`` not a multiple of ``group``, or K not a multiple of ``block_k``
-            for a grouped format (MX and NVFP4 need whole groups; ragged K is masked for FP8_CHANNEL).
+            for a grouped format (MX and NVFP4 need whole groups; ragged K is masked for FP8_CHANNEL);
+            ``block_m`` 1 with e2m1 weights (that is :func:`.gemv_e2m1.e2m1_gemv`'s job).
     """
     m, k = x.shape
     n = w.shape[0]
     if wfmt != FP8_CHANNEL and (config.block_k % group or k % config.block_k):
         raise ValueError(f"block_k={config.block_k} must divide K={k} and be a multiple of group={group}")
+    if config.block_m == 1 and wfmt in (NVFP4, MXFP4):
+        raise ValueError("block_m=1 with e2m1 weights: one token runs on gemv_e2m1.e2m1_gemv")
     out_dtype = out_dtype or x.dtype
     c = torch.empty((m, n), device=x.device, dtype=torch.float32 if INTERPRETED else out_dtype)
     grid = (triton.cdiv(n, config.block_n), triton.cdiv(m, config.block_m), config.split_k)
