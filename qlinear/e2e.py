@@ -82,14 +82,48 @@ def prefill_ms(model, tokens: int = 4096) -> float:
     return median_us(lambda: model(ids, use_cache=False, logits_to_keep=1), warmup_ms=100, rep_ms=400) / 1000.0
 
 
+class _FreeLinear(torch.nn.Module):
+    """Stands in for a linear layer at no cost: returns a zero output of the right shape, allocated on
+    the first call and reused (no kernel), so a step can be timed without its linear layers."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+        self._outputs: dict[tuple, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (*x.shape[:-1], self.out_features)
+        if shape not in self._outputs:
+            self._outputs[shape] = x.new_zeros(shape)
+        return self._outputs[shape]
+
+
+LINEAR_FREE = "linear-free floor"
+
+
+def remove_linears(model) -> int:
+    """Replace every ``nn.Linear`` of the decoder (``model.model``: what :func:`qlinear.quantize`
+    quantizes; the LM head stays) by :class:`_FreeLinear`. Returns how many were replaced."""
+    linears = [(name, mod) for name, mod in model.model.named_modules() if isinstance(mod, torch.nn.Linear)]
+    for name, mod in linears:
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.model.get_submodule(parent_name) if parent_name else model.model, attr,
+                _FreeLinear(mod.out_features))
+    return len(linears)
+
+
 def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_tokens: int = 4096) -> list[E2EResult]:
+    """bf16, then the same model with its decoder's linear layers taking no time (the floor every
+    scheme's speedup is bounded by), then each scheme."""
     from .layers import quantize
 
     results = []
-    for scheme in ["bf16", *schemes]:
+    for scheme in ["bf16", LINEAR_FREE, *schemes]:
         model = build_model(layers)
         kernels = "torch.mm (cuBLAS bf16)"
-        if scheme != "bf16":
+        if scheme == LINEAR_FREE:
+            kernels = f"{remove_linears(model)} decoder linear layers removed; LM head, norms, attention kept"
+        elif scheme != "bf16":
             report = quantize(model, scheme, progress=False)
             kernels = ", ".join(sorted({r.kernel for r in report.layers if r.kernel}))
         decode = {b: decode_step_ms(model, b) for b in batches}
