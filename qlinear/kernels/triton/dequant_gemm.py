@@ -59,7 +59,7 @@ class DequantConfig:
 @triton.jit
 def _group_scales(s_ptr, rows, kt, stride_s, bias,
                   WFMT: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr, WIDTH: tl.constexpr,
-                  BLOCK_K: tl.constexpr, GATHER: tl.constexpr):
+                  BLOCK_K: tl.constexpr, GATHER: tl.constexpr, EXPLICIT: tl.constexpr):
     """fp32 in-loop scales of one K-tile, one per element of the loaded weight tile ``[BLOCK_N, WIDTH]``.
 
     ``GATHER``: each element loads its group's scale byte (repeats served by L1) and decodes it;
@@ -76,7 +76,7 @@ def _group_scales(s_ptr, rows, kt, stride_s, bias,
         g = kt * GROUPS + tl.arange(0, GROUPS)
         raw = tl.load(s_ptr + rows[:, None] * stride_s + g[None, :])
     if WFMT == 0:
-        s = e4m3_to_fp32(raw) * _NVFP4_SCALE_MUL
+        s = e4m3_to_fp32(raw, EXPLICIT) * _NVFP4_SCALE_MUL
     else:
         s = e8m0_to_fp32(raw, bias)
     if not GATHER:
@@ -116,12 +116,13 @@ def _dequant_gemm_kernel(
         for kt in range(k_first, k_last):
             k0 = kt * BLOCK_K
             packed = tl.load(w_ptr + rows[:, None] * stride_w + (k0 // 2 + j)[None, :])
-            scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, HALF, BLOCK_K, False)
+            scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, HALF, BLOCK_K, False, EXPLICIT)
             even, odd = dequant_e2m1(packed, scale, EXPLICIT)
-            x_even = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j)[:, None]).to(DOT)
-            x_odd = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + 2 * j + 1)[:, None]).to(DOT)
-            acc = tl.dot(even, x_even, acc)
-            acc = tl.dot(odd, x_odd, acc)
+            # x rows read contiguously (vector loads), then split into the even and odd K columns
+            xt = tl.load(x_ptr + toks_r[:, None] * stride_x + (k0 + tl.arange(0, BLOCK_K))[None, :])
+            x_even, x_odd = tl.split(tl.reshape(xt, (BLOCK_M, HALF, 2)))
+            acc = tl.dot(even, tl.trans(x_even).to(DOT), acc)
+            acc = tl.dot(odd, tl.trans(x_odd).to(DOT), acc)
     else:
         kk = tl.arange(0, BLOCK_K)
         lanes = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -135,7 +136,7 @@ def _dequant_gemm_kernel(
                 q = tl.load(w_ptr + rows[:, None] * stride_w + (k0 + kk)[None, :], mask=kmask[None, :], other=0.0)
                 xt = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + kk)[:, None], mask=kmask[:, None], other=0.0)
             if WFMT == 2:
-                scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, BLOCK_K, BLOCK_K, False)
+                scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, BLOCK_K, BLOCK_K, False, EXPLICIT)
                 w = (q.to(tl.float32) * scale).to(DOT)
             else:
                 w = q.to(tl.float32).to(DOT)
@@ -202,7 +203,7 @@ def _dequant_kernel(w_ptr, s_ptr, out_ptr, N, K, stride_w, stride_s, stride_o, s
         HALF: tl.constexpr = BLOCK_K // 2
         j = tl.arange(0, HALF)
         packed = tl.load(w_ptr + rows[:, None] * stride_w + (k0 // 2 + j)[None, :])
-        scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, HALF, BLOCK_K, True)
+        scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, HALF, BLOCK_K, True, EXPLICIT)
         even, odd = dequant_e2m1(packed, scale, EXPLICIT)
         # interleave (element 2j from the low nibble, 2j+1 from the high one) for one contiguous store
         w = tl.reshape(tl.join(even, odd), (BLOCK_N, BLOCK_K))
@@ -213,7 +214,7 @@ def _dequant_kernel(w_ptr, s_ptr, out_ptr, N, K, stride_w, stride_s, stride_o, s
         kmask = ok & ((k0 + kk) < K)[None, :]
         q = tl.load(w_ptr + rows[:, None] * stride_w + (k0 + kk)[None, :], mask=kmask, other=0.0).to(tl.float32)
         if WFMT == 2:
-            q = q * _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, BLOCK_K, BLOCK_K, True)
+            q = q * _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, BLOCK_K, BLOCK_K, True, EXPLICIT)
         tl.store(out_ptr + n_idx[:, None] * stride_o + (k0 + kk)[None, :], q.to(out_ty), mask=kmask)
 
 

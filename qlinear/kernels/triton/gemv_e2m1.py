@@ -55,9 +55,6 @@ def _word_dot_ptx() -> str:
 
 
 _WORD_DOT = tl.constexpr(_word_dot_ptx())
-# e4m3 scale byte (sign dropped, as e4m3_to_fp32) << 20 is the fp32 pattern of scale * 2**-120 (subnormal scales included);
-# mul.rn.f32 keeps subnormal inputs, so the product is the exact scale.
-_E4M3_SCALE = tl.constexpr("{\n.reg .b32 t;\nand.b32 t, $1, 0x7f;\nshl.b32 t, t, 20;\nmul.rn.f32 $0, t, 0f7B800000;\n}")
 _X_SCALE = tl.constexpr(2.0 ** X_SHIFT)
 _PRODUCT_VALUE = tl.constexpr(2.0 ** _PRODUCT_EXP)
 
@@ -119,10 +116,7 @@ def _load_tile(w_rows, s_rows, t, kw, WPG: tl.constexpr, BLOCK_W: tl.constexpr, 
 def _group_scale(raw, scale_bias, WFMT: tl.constexpr, EXPLICIT: tl.constexpr):
     """Scale bytes -> fp32 factors: the e4m3 value (NVFP4) or ``2**(e8m0 + scale_bias - 127)`` (MXFP4)."""
     if WFMT == 0:
-        if EXPLICIT:
-            return e4m3_to_fp32(raw)
-        return tl.inline_asm_elementwise(_E4M3_SCALE, "=r,r", [raw.to(tl.int32)], dtype=tl.float32,
-                                         is_pure=True, pack=1)
+        return e4m3_to_fp32(raw, EXPLICIT)
     return e8m0_to_fp32(raw, scale_bias)
 
 
