@@ -19,26 +19,24 @@ import triton.language as tl
 
 # Packed bytes b0..b3 of one 32-bit register -> two bf16x2 registers per nibble position.
 # prmt 0x5140 spreads b0, b1 to bits 0-7 and 16-23 (zero bytes between); 0x7362 does b2, b3.
-# Low nibble: sign bit 3 -> 15 (shl 12), bits 0-2 -> 6-8 (shl 6); high nibble: sign bit 7 -> 15
-# (shl 8), bits 4-6 -> 6-8 (shl 2). Then w = bits * scale (fma with -0.0 as the addend).
+# Then per pair of nibbles (one per 16-bit half): isolate them; one multiply writes two copies of
+# each, one with its sign bit at bit 15 of its half and one with its magnitude bits at 6..8 (low
+# nibbles: x (2**12 + 2**6); high nibbles, 4 bits further up: x (2**8 + 2**2); the copies do not
+# overlap, so the sum is their OR); one mask keeps those bits; w = bits * scale (fma with -0.0).
 _E2M1_ASM = tl.constexpr("""
 {
-.reg .b32 t<2>, u<2>, v<2>, z;
+.reg .b32 t<2>, n, v, w, z;
 mov.b32 z, 0x80008000;
 prmt.b32 t0, $4, 0, 0x5140;
 prmt.b32 t1, $4, 0, 0x7362;
-shl.b32 u0, t0, 12; shl.b32 v0, t0, 6;
-and.b32 u0, u0, 0x80008000; and.b32 v0, v0, 0x01C001C0; or.b32 u0, u0, v0;
-fma.rn.bf16x2 $0, u0, $5, z;
-shl.b32 u1, t1, 12; shl.b32 v1, t1, 6;
-and.b32 u1, u1, 0x80008000; and.b32 v1, v1, 0x01C001C0; or.b32 u1, u1, v1;
-fma.rn.bf16x2 $1, u1, $6, z;
-shl.b32 u0, t0, 8; shl.b32 v0, t0, 2;
-and.b32 u0, u0, 0x80008000; and.b32 v0, v0, 0x01C001C0; or.b32 u0, u0, v0;
-fma.rn.bf16x2 $2, u0, $5, z;
-shl.b32 u1, t1, 8; shl.b32 v1, t1, 2;
-and.b32 u1, u1, 0x80008000; and.b32 v1, v1, 0x01C001C0; or.b32 u1, u1, v1;
-fma.rn.bf16x2 $3, u1, $6, z;
+and.b32 n, t0, 0x000F000F; mul.lo.u32 v, n, 0x1040; and.b32 w, v, 0x81C081C0;
+fma.rn.bf16x2 $0, w, $5, z;
+and.b32 n, t1, 0x000F000F; mul.lo.u32 v, n, 0x1040; and.b32 w, v, 0x81C081C0;
+fma.rn.bf16x2 $1, w, $6, z;
+and.b32 n, t0, 0x00F000F0; mul.lo.u32 v, n, 0x104; and.b32 w, v, 0x81C081C0;
+fma.rn.bf16x2 $2, w, $5, z;
+and.b32 n, t1, 0x00F000F0; mul.lo.u32 v, n, 0x104; and.b32 w, v, 0x81C081C0;
+fma.rn.bf16x2 $3, w, $6, z;
 }
 """)
 

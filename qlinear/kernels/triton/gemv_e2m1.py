@@ -4,14 +4,15 @@ At M = 1 a W4A16 layer moves half a byte per weight and does one multiply-add wi
 memory delivers ~32 such weights per clock per SM (4.2 TB/s over 132 SMs at 1.98 GHz) and an SM
 issues 128 thread-instructions per clock, so above 4 instructions per weight the kernel is bound by
 instruction issue, not bytes (the MMA kernel of :mod:`.dequant_gemm` reached ~1 TB/s at M = 1,
-``bench/results/h200_issue4.md``). Here the decode and the multiply-add take 4 per weight:
+``bench/results/h200_issue4.md``). Here the decode and the multiply-add take 3.6 per weight:
 
 * the weight is read as int32 words (8 codes, K order: code ``i`` of word ``j`` is element
   ``8j + i``, the canonical packing of :mod:`qlinear.formats` read little-endian);
-* each code becomes an fp32 bit pattern worth ``e2m1 * 2**-126`` in three integer instructions:
-  isolate the nibble; one multiply by ``2**a + 2**(a-6)`` writes two copies of it, one with the
-  sign bit at bit 31 and one with the magnitude bits at 22..24 (exponent field 0..3, mantissa bit
-  1/2: code 1 = 0.5 lands on the fp32 subnormal ``2**-127``); one mask keeps those four bits;
+* each code becomes an fp32 bit pattern worth ``e2m1 * 2**-126`` in 2.6 integer instructions: one
+  mask isolates two codes (``i`` and ``i + 4`` of a word); per code, one multiply by
+  ``2**a + 2**(a-6)`` writes two copies of it, one with the sign bit at bit 31 and one with the
+  magnitude bits at 22..24 (exponent field 0..3, mantissa bit 1/2: code 1 = 0.5 lands on the fp32
+  subnormal ``2**-127``), and one mask keeps those four bits;
 * one fp32 FMA with ``x * 2**96`` (the activation is pre-scaled once per element of x, so the
   products, ``e2m1 * x * 2**-30``, are fp32 normals for every |x| > 2**-97 and finite below 2**31);
 * the group's scale multiplies the group's partial sum once (per 16 or 32 weights), not each weight.
@@ -37,20 +38,26 @@ X_SHIFT = 96  # x is multiplied by 2**96; the code patterns carry 2**-126: produ
 _PRODUCT_EXP = X_SHIFT - 126
 
 
-def _code_to_fp32_fma(word: str, nibble: int, x: str, first: bool) -> str:
-    """PTX for code ``nibble`` (bits 4*nibble.. of ``word``, nibble < 6) times ``x``, added to ``a``."""
-    lo = 4 * nibble
-    spread = (1 << (28 - lo)) + (1 << (22 - lo))  # two copies: sign -> bit 31, magnitude -> bits 22..24
-    op = f"mul.rn.f32 a, w, {x};" if first else f"fma.rn.f32 a, w, {x}, a;"
-    return (f"and.b32 n, {word}, {0xF << lo:#x}; mul.lo.u32 v, n, {spread:#x}; "
-            f"and.b32 w, v, 0x81c00000; {op}\n")
+def _pair_fma(word: str, i: int, x_low: str, x_high: str) -> str:
+    """PTX adding ``pattern(code) * x`` to ``a`` for the codes at bits ``4i..`` and ``4i+16..`` of
+    ``word`` (i < 2): one mask isolates both; a multiply by ``2**(28-4i) + 2**(22-4i)`` writes two
+    copies of the lower code (sign at bit 31, magnitude at bits 22..24; the upper code's copies
+    overflow past bit 31), one by ``2**(12-4i) + 2**(6-4i)`` does the same for the upper code (the
+    lower code's copies land below bit 16); a mask keeps sign and magnitude bits of each."""
+    lo = 4 * i
+    low = (1 << (28 - lo)) + (1 << (22 - lo))
+    high = (1 << (12 - lo)) + (1 << (6 - lo))
+    both = (0xF << lo) | (0xF << (lo + 16))
+    return (f"and.b32 n, {word}, {both:#x};\n"
+            f"mul.lo.u32 v, n, {low:#x}; and.b32 w, v, 0x81c00000; fma.rn.f32 a, w, {x_low}, a;\n"
+            f"mul.lo.u32 v, n, {high:#x}; and.b32 w, v, 0x81c00000; fma.rn.f32 a, w, {x_high}, a;\n")
 
 
 def _word_dot_ptx() -> str:
-    """``$0 = sum_i pattern(code i of $1) * $(2+i)``, codes 6 and 7 moved down 16 bits first."""
-    body = "".join(_code_to_fp32_fma("$1", i, f"${2 + i}", i == 0) for i in range(6))
-    body += "shr.b32 h, $1, 16;\n"
-    body += "".join(_code_to_fp32_fma("h", i - 4, f"${2 + i}", False) for i in (6, 7))
+    """``$0 = sum_i pattern(code i of $1) * $(2+i)``: codes (0, 4) and (1, 5) of the word, then
+    (2, 6) and (3, 7) of the word shifted down 8 bits. 21 integer instructions per 8 codes."""
+    body = ("mov.b32 a, 0f00000000;\n" + _pair_fma("$1", 0, "$2", "$6") + _pair_fma("$1", 1, "$3", "$7")
+            + "shr.b32 h, $1, 8;\n" + _pair_fma("h", 0, "$4", "$8") + _pair_fma("h", 1, "$5", "$9"))
     return "{\n.reg .b32 n, v, w, h;\n.reg .f32 a;\n" + body + "mov.b32 $0, a;\n}"
 
 
