@@ -84,7 +84,7 @@ def test_split_k_and_swapped_decode_paths_match_reference():
 from qlinear.kernels import TritonMxfp8Kernel, TritonW4A16Kernel, TritonW8A16Kernel  # noqa: E402
 from qlinear.kernels import DequantMMKernel  # noqa: E402
 from qlinear.kernels.triton.dequant_gemm import MXFP4, NVFP4, DequantConfig, dequant_gemm, dequantize_weight  # noqa: E402
-from qlinear.kernels.triton.gemv_e2m1 import GemvConfig, e2m1_gemv  # noqa: E402
+from qlinear.kernels.triton.gemv import GemvConfig, weight_only_gemv  # noqa: E402
 
 WEIGHT_ONLY = [("nvfp4_a16", TritonW4A16Kernel), ("mxfp4_a16", TritonW4A16Kernel), ("nvfp4", TritonW4A16Kernel),
                ("mxfp8", TritonW8A16Kernel), ("fp8_a16", TritonW8A16Kernel), ("mxfp8", TritonMxfp8Kernel),
@@ -159,7 +159,7 @@ def test_every_e2m1_code_and_extreme_scales_dequantize_exactly(fmt, name):
     # the decode GEMV, one token at a time: x = e_j picks column j (every nibble position of a word,
     # both words of an NVFP4 group, the last group)
     for j in [*range(16), 255, 256, k - 1]:
-        y = e2m1_gemv(eye[j:j + 1], layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+        y = weight_only_gemv(eye[j:j + 1], layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
                       scale_bias=lay.scale_bias, config=GemvConfig(8, 16, 2), out_dtype=torch.float32)
         torch.testing.assert_close(y[0].double().cpu(), expect[:, j], rtol=2**-22, atol=0)
     # the prefill path's bf16 copy holds the same values before the post scale
@@ -176,7 +176,7 @@ def test_e2m1_decode_gemv_matches_reference(name, n, k):
     x = _x(1, k, seed=5) * 3.0
     ref = reference(SCHEMES[name], qw, b, x)
     for cfg in (GemvConfig(32, 16, 1), GemvConfig(16, 32, 2), GemvConfig(64, 8, 3)):
-        y = e2m1_gemv(x, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, scale_bias=lay.scale_bias,
+        y = weight_only_gemv(x, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, scale_bias=lay.scale_bias,
                       config=cfg, bias=b, out_dtype=torch.float32)
         assert y.shape == (1, n)
         assert_close_to_reference(y, ref, f"gemv {name} {n}x{k} {cfg.key()}")
@@ -185,13 +185,52 @@ def test_e2m1_decode_gemv_matches_reference(name, n, k):
     assert_close_to_reference(layer(x), ref, f"layer {name} M=1")
 
 
+@pytest.mark.parametrize("name", ["mxfp8_a16", "fp8_a16"])
+@pytest.mark.parametrize("n,k", [(64, 512), (100, 544)])  # K=544: 136 words, a masked last step
+def test_e4m3_decode_gemv_matches_reference(name, n, k):
+    layer, qw, b = _layer(name, TritonW8A16Kernel, n, k)
+    lay = layer.kernel.layout
+    per_channel = name == "fp8_a16"
+    x = _x(1, k, seed=6) * 3.0
+    ref = reference(SCHEMES[name], qw, b, x)
+    for cfg in (GemvConfig(32, 16, 1), GemvConfig(16, 64, 2), GemvConfig(64, 8, 3)):
+        y = weight_only_gemv(x, layer.weight, None if per_channel else layer.weight_scale, lay.post_scale,
+                             wfmt=lay.wfmt, scale_bias=lay.scale_bias, config=cfg, bias=b, out_dtype=torch.float32,
+                             channel_scale=layer.weight_scale if per_channel else None)
+        assert_close_to_reference(y, ref, f"gemv {name} {n}x{k} {cfg.key()}")
+    assert_close_to_reference(layer(x), ref, f"layer {name} M=1")
+
+
+def test_every_e4m3_byte_and_extreme_mx_scales_through_the_gemv_exactly():
+    # every non-NaN e4m3 byte (both signs, subnormals, +-0) in each row, MX scales 2**-20 .. 2**4;
+    # x = e_j picks column j, so the output is the dequantized weight itself
+    from qlinear.formats import dequantize
+    from qlinear.formats.quantized import QuantizedTensor
+    from qlinear.layers import QuantizedLinear
+
+    scheme = SCHEMES["mxfp8_a16"]
+    n, k = 4, 256
+    codes = torch.tensor([c for c in range(256) if c & 0x7F != 0x7F] + [0, 0x80], dtype=torch.uint8)
+    data = torch.stack([codes.roll(61 * r) for r in range(n)]).view(torch.float8_e4m3fn)
+    scale = (torch.arange(n * k // 32) % 25 + 127 - 20).reshape(n, k // 32).to(torch.uint8)
+    qw = QuantizedTensor(data, scale, scheme.weight, (n, k))
+    layer = QuantizedLinear(qw.to(DEVICE), None, scheme, Dispatch.single(TritonW8A16Kernel), "bytes")
+    lay = layer.kernel.layout
+    expect = dequantize(qw, torch.float64)
+    eye = torch.eye(k, dtype=torch.bfloat16, device=DEVICE)
+    for j in [*range(8), 31, 32, 200, k - 1]:
+        y = weight_only_gemv(eye[j:j + 1], layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+                             scale_bias=lay.scale_bias, config=GemvConfig(4, 16, 2), out_dtype=torch.float32)
+        torch.testing.assert_close(y[0].double().cpu(), expect[:, j], rtol=2**-22, atol=0)
+
+
 def test_e2m1_decode_gemv_refuses_what_it_cannot_run():
     layer, _, _ = _layer("nvfp4_a16", TritonW4A16Kernel, 16, 256)
     lay = layer.kernel.layout
     with pytest.raises(ValueError, match="one token"):
-        e2m1_gemv(_x(2, 256, seed=1), layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
+        weight_only_gemv(_x(2, 256, seed=1), layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
                   config=GemvConfig(16, 16))
-    with pytest.raises(ValueError, match="gemv_e2m1"):  # the MMA kernel leaves one e2m1 token to it
+    with pytest.raises(ValueError, match="weight_only_gemv"):  # the MMA kernel leaves one token to it
         dequant_gemm(_x(1, 256, seed=1), layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt, group=16,
                      config=DequantConfig(16, 1, 128))
 

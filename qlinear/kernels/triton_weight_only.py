@@ -168,14 +168,25 @@ class _TritonWeightOnly(_WeightOnly):
             return fit_block_k(BATCH_INVARIANT, self.config.in_features)
         return pick_dequant_config(m, self.config.out_features, self.config.in_features, self.element)
 
+    def prepare(self, layer) -> None:
+        from .triton.dequant_configs import pick_gemv_config
+
+        super().prepare(layer)
+        self.gemv_config = pick_gemv_config(self.config.out_features, self.config.in_features, self.layout.wfmt)
+
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         from .triton.dequant_gemm import FP8_CHANNEL, dequant_gemm
+        from .triton.gemv import weight_only_gemv
 
         lay = self.layout
         per_channel = lay.wfmt == FP8_CHANNEL
-        return dequant_gemm(x.contiguous(), layer.weight, None if per_channel else layer.weight_scale, lay.post_scale,
-                            wfmt=lay.wfmt, group=lay.group, config=self.config_for(x.shape[0]),
-                            channel_scale=layer.weight_scale if per_channel else None, scale_bias=lay.scale_bias,
+        scales = None if per_channel else layer.weight_scale
+        channel = layer.weight_scale if per_channel else None
+        if x.shape[0] == 1 and not batch_invariant_mode():
+            return weight_only_gemv(x, layer.weight, scales, lay.post_scale, wfmt=lay.wfmt, config=self.gemv_config,
+                                    scale_bias=lay.scale_bias, channel_scale=channel, bias=bias)
+        return dequant_gemm(x.contiguous(), layer.weight, scales, lay.post_scale, wfmt=lay.wfmt, group=lay.group,
+                            config=self.config_for(x.shape[0]), channel_scale=channel, scale_bias=lay.scale_bias,
                             bias=bias)
 
 
@@ -183,23 +194,8 @@ class TritonW4A16Kernel(_TritonWeightOnly):
     name = "triton_w4a16"
     element = "e2m1"
     summary = ("Triton W4A16: NVFP4/MXFP4 e2m1 weights; at M=1 a GEMV decoding codes straight to fp32 "
-               "(4 instructions per weight), above it dequantized to bf16 in registers for bf16 MMAs; "
+               "by integer instructions, above it dequantized to bf16 in registers for bf16 MMAs; "
                "split-K reduced in the same launch (sm_80+)")
-
-    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if x.shape[0] != 1 or batch_invariant_mode():
-            return super().apply(layer, x, bias)
-        from .triton.gemv_e2m1 import e2m1_gemv
-
-        lay = self.layout
-        return e2m1_gemv(x, layer.weight, layer.weight_scale, lay.post_scale, wfmt=lay.wfmt,
-                         scale_bias=lay.scale_bias, config=self.gemv_config, bias=bias)
-
-    def prepare(self, layer) -> None:
-        from .triton.dequant_configs import pick_gemv_config
-
-        super().prepare(layer)
-        self.gemv_config = pick_gemv_config(self.config.out_features, self.config.in_features, self.layout.wfmt)
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
@@ -214,7 +210,8 @@ class TritonW4A16Kernel(_TritonWeightOnly):
 class TritonW8A16Kernel(_TritonWeightOnly):
     name = "triton_w8a16"
     element = "e4m3"
-    summary = "Triton W8A16: e4m3 weights (MXFP8 e8m0 per 32, or per-channel) dequantized to bf16 in registers (sm_89+)"
+    summary = ("Triton W8A16: e4m3 weights (MXFP8 e8m0 per 32, or per-channel); at M=1 a GEMV decoding bytes "
+               "straight to fp32 by integer instructions, above it bf16 MMAs (sm_89+)")
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .dequant_gemm import MXFP4, DequantConfig
-from .gemv_e2m1 import GemvConfig
+from .dequant_gemm import MXFP4, NVFP4, DequantConfig
+from .gemv import GemvConfig
 
 SM_COUNT_HOPPER = 132
 # Batch-invariant mode: one tile shape for every M and no split-K.
@@ -33,10 +33,8 @@ def _split_k(tiles: int, k_tiles: int, target: int) -> int:
 
 
 def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_COUNT_HOPPER) -> DequantConfig:
-    """The config for an ``[m, k] x [n, k]^T`` product with ``element`` (``e2m1`` or ``e4m3``) weights."""
-    if m == 1 and element == "e4m3":  # GEMV on the CUDA cores (e2m1: pick_gemv_config)
-        cfg = fit_block_k(DequantConfig(32, 1, 256, num_warps=4, num_stages=2), k)
-        return dataclasses.replace(cfg, split_k=_split_k(-(-n // 32), k // cfg.block_k, 2 * sms))
+    """The config for an ``[m, k] x [n, k]^T`` product with ``element`` (``e2m1`` or ``e4m3``) weights,
+    ``m >= 2`` (one token: :func:`pick_gemv_config`)."""
     if m <= 64:
         block_m = 16 if m <= 16 else 64
         block_k = 256 if element == "e2m1" else 128
@@ -51,15 +49,17 @@ def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_C
 
 
 def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
-    """The config of the e2m1 decode GEMV (:mod:`.gemv_e2m1`) for an ``[N, K]`` weight at M = 1.
+    """The config of the decode GEMV (:mod:`.gemv`) for an ``[N, K]`` weight at M = 1.
 
-    From ``bench/sweep_gemv_e2m1.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV section): 64 rows by
-    32 words (256 codes) per step with 4 warps and 4 split-K slices was best or within 5% on every
-    NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained 15-25% from 64-word steps. Fewer slices
-    where K is short, so every slice keeps at least two steps.
+    From ``bench/sweep_gemv_e2m1.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV
+    section): e2m1 weights, 64 rows by 32 words (256 codes) per step with 4 warps and 4 split-K
+    slices was best or within 5% on every NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained
+    15-25% from 64-word steps. e4m3 weights (4 codes per word) use 64-word steps. Fewer slices where
+    K is short, so every slice keeps at least two steps.
     """
-    block_w = 64 if wfmt == MXFP4 and n <= 4096 else 32
-    k_tiles = -(-(k // 8) // block_w)
+    e2m1 = wfmt in (NVFP4, MXFP4)
+    block_w = 64 if (wfmt == MXFP4 and n <= 4096) or not e2m1 else 32
+    k_tiles = -(-(k // (8 if e2m1 else 4)) // block_w)
     split = 1
     while split < 4 and k_tiles // (split * 2) >= 2:
         split *= 2

@@ -2,8 +2,8 @@
 
 The product is computed transposed, ``C^T [N, M] = W [N, K] @ X^T``: the weight's rows fill the
 MMA's M side (on Hopper, wgmma takes this register operand directly) and the tokens its N side, so
-one kernel serves decode and prefill (one token of e2m1 weights: :mod:`.gemv_e2m1`, which decodes
-with fewer instructions). Weight formats (constexpr ``WFMT``):
+one kernel serves decode (M >= 2; one token runs on :mod:`.gemv`, which spends fewer instructions
+per weight) and prefill. Weight formats (constexpr ``WFMT``):
 
 ====  ============================  =========================================================
 WFMT  elements ``w [N, K']``         scales applied in the K loop
@@ -106,9 +106,6 @@ def _dequant_gemm_kernel(
 
     # bf16 MMAs; the interpreter's bf16 is not arithmetic, so there the (bf16-exact) operands stay fp32.
     DOT: tl.constexpr = tl.float32 if EXPLICIT else tl.bfloat16
-    # BLOCK_M == 1 (one token of e4m3 weights): a GEMV on the CUDA cores, fp32 products summed per
-    # lane and reduced once at the end. One token of e2m1 weights runs on .gemv_e2m1 instead.
-    GEMV: tl.constexpr = BLOCK_M == 1
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     if WFMT <= 1:
         HALF: tl.constexpr = BLOCK_K // 2
@@ -125,7 +122,6 @@ def _dequant_gemm_kernel(
             acc = tl.dot(odd, tl.trans(x_odd).to(DOT), acc)
     else:
         kk = tl.arange(0, BLOCK_K)
-        lanes = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
         for kt in range(k_first, k_last):
             k0 = kt * BLOCK_K
             if EVEN_K:
@@ -140,12 +136,7 @@ def _dequant_gemm_kernel(
                 w = (q.to(tl.float32) * scale).to(DOT)
             else:
                 w = q.to(tl.float32).to(DOT)
-            if GEMV:
-                lanes += w.to(tl.float32) * tl.reshape(xt, (BLOCK_K,)).to(tl.float32)[None, :]
-            else:
-                acc = tl.dot(w, xt.to(DOT), acc)
-        if GEMV:
-            acc = tl.sum(lanes, axis=1)[:, None]
+            acc = tl.dot(w, xt.to(DOT), acc)
 
     n_idx = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     finish_tile(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, n_idx, toks, N, M, stride_cm,
@@ -281,14 +272,15 @@ def dequant_gemm(
     Raises:
         ValueError: ``block_k`` not a multiple of ``group``, or K not a multiple of ``block_k``
             for a grouped format (MX and NVFP4 need whole groups; ragged K is masked for FP8_CHANNEL);
-            ``block_m`` 1 with e2m1 weights (that is :func:`.gemv_e2m1.e2m1_gemv`'s job).
+            ``block_m`` below 16, the smallest bf16 MMA (one token: :func:`.gemv.weight_only_gemv`).
     """
     m, k = x.shape
     n = w.shape[0]
     if wfmt != FP8_CHANNEL and (config.block_k % group or k % config.block_k):
         raise ValueError(f"block_k={config.block_k} must divide K={k} and be a multiple of group={group}")
-    if config.block_m == 1 and wfmt in (NVFP4, MXFP4):
-        raise ValueError("block_m=1 with e2m1 weights: one token runs on gemv_e2m1.e2m1_gemv")
+    if config.block_m < 16:
+        raise ValueError(f"block_m={config.block_m}: the MMA needs 16 token columns; one token runs on "
+                         "gemv.weight_only_gemv")
     out_dtype = out_dtype or x.dtype
     c = torch.empty((m, n), device=x.device, dtype=torch.float32 if INTERPRETED else out_dtype)
     grid = (triton.cdiv(n, config.block_n), triton.cdiv(m, config.block_m), config.split_k)

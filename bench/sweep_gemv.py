@@ -1,7 +1,8 @@
-"""Sweep configs of the e2m1 decode GEMV (NVFP4/MXFP4, M=1) against bf16, the MMA-kernel GEMV and the byte floor.
+"""Sweep configs of the weight-only decode GEMV (M=1) against bf16, the MMA kernel and the byte floor.
 
-    PYTHONPATH=. python3 bench/sweep_gemv_e2m1.py [OUT.json] [--quick]
+    PYTHONPATH=. python3 bench/sweep_gemv.py [OUT.json] [--quick] [--schemes nvfp4_a16,mxfp4_a16]
 
+Schemes: e2m1 (nvfp4_a16, mxfp4_a16; the default) or e4m3 (mxfp8_a16, fp8_a16) weights.
 CUDA-graph replays, weights rotating beyond L2. Prints per shape and format: bf16, the 4-bit byte
 floor (packed weight + scales + x + y at the measured copy bandwidth), the bf16-MMA kernel at M=1
 (`dequant_gemm`; the recorded `h200_issue4_gemv_sweep.json` has, as `old_gemv`, the GEMV branch
@@ -16,10 +17,10 @@ import torch
 
 from qlinear.bench import ROTATE_BYTES, graph_median_us, measure_ceilings
 from qlinear.formats import dequantize, quantize
-from qlinear.kernels import Dispatch, TritonW4A16Kernel
+from qlinear.kernels import Dispatch, TritonW4A16Kernel, TritonW8A16Kernel
 from qlinear.kernels.triton.dequant_configs import pick_dequant_config, pick_gemv_config
 from qlinear.kernels.triton.dequant_gemm import dequant_gemm
-from qlinear.kernels.triton.gemv_e2m1 import GemvConfig, e2m1_gemv
+from qlinear.kernels.triton.gemv import GemvConfig, weight_only_gemv
 from qlinear.layers import QuantizedLinear
 from qlinear.schemes import SCHEMES
 
@@ -27,7 +28,7 @@ SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096)]
 
 
 def configs(quick: bool):
-    grid = itertools.product((64, 128, 256), (16, 32, 64), (1, 2, 4), (4, 8))
+    grid = itertools.product((32, 64, 128, 256), (16, 32, 64, 128), (1, 2, 4), (4, 8))
     for bn, bw, split, warps in grid:
         if bn * bw > 2048 * warps or bn * bw < 256 * warps or (quick and warps == 8):
             continue
@@ -35,8 +36,14 @@ def configs(quick: bool):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    quick = "--quick" in sys.argv
+    argv = sys.argv[1:]
+    names = ["nvfp4_a16", "mxfp4_a16"]
+    if "--schemes" in argv:
+        at = argv.index("--schemes")
+        names = argv[at + 1].split(",")
+        del argv[at:at + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    quick = "--quick" in argv
     out = args[0] if args else None
     ceil = measure_ceilings()
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}; copy {ceil.copy_bytes_per_s / 1e12:.2f} TB/s",
@@ -45,29 +52,35 @@ def main():
     torch.manual_seed(0)
     for n, k in SHAPES:
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
-        copies = max(2, ROTATE_BYTES // (n * k // 2) + 1)
+        copies = max(2, ROTATE_BYTES // (n * k // 2) + 1)  # enough for the 4-bit weights; more than e4m3 needs
         bf16_copies = max(2, ROTATE_BYTES // (2 * n * k) + 1)
         bf16_ws = [w * (1 + i / 64) for i in range(bf16_copies)]
         x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
         it = itertools.count()
         bf16 = graph_median_us(lambda: x @ bf16_ws[next(it) % bf16_copies].t())
-        for name in ("nvfp4_a16", "mxfp4_a16"):
+        for name in names:
             scheme = SCHEMES[name]
+            e2m1 = scheme.weight.dtype == "e2m1"
+            kernel = TritonW4A16Kernel if e2m1 else TritonW8A16Kernel
             layers = [QuantizedLinear(quantize(w * (1 + i / 64), scheme.weight), None, scheme,
-                                      Dispatch.single(TritonW4A16Kernel), "sweep") for i in range(copies)]
+                                      Dispatch.single(kernel), "sweep") for i in range(copies)]
             lay = layers[0].kernel.layout
+            channel = scheme.weight.granularity == "channel"
             ref = (x.double() @ dequantize(layers[0].quantized_weight(), torch.float64).t()).float()
             nbytes = sum(t.numel() * t.element_size() for t in (layers[0].weight, layers[0].weight_scale))
             floor = 1e6 * (nbytes + k * 2 + n * 2) / ceil.copy_bytes_per_s
 
+            def scales(i):  # (group scales, per-channel scales) as the kernels take them
+                return (None, layers[i].weight_scale) if channel else (layers[i].weight_scale, None)
+
             def gemv(cfg):
-                return lambda i: e2m1_gemv(x, layers[i].weight, layers[i].weight_scale, lay.post_scale,
-                                           wfmt=lay.wfmt, scale_bias=lay.scale_bias, config=cfg)
+                return lambda i: weight_only_gemv(x, layers[i].weight, scales(i)[0], lay.post_scale, wfmt=lay.wfmt,
+                                                  scale_bias=lay.scale_bias, config=cfg, channel_scale=scales(i)[1])
 
             def mma_gemv(i):
-                return dequant_gemm(x, layers[i].weight, layers[i].weight_scale, lay.post_scale, wfmt=lay.wfmt,
-                                    group=lay.group, config=pick_dequant_config(1, n, k, "e2m1"),
-                                    scale_bias=lay.scale_bias)
+                return dequant_gemm(x, layers[i].weight, scales(i)[0], lay.post_scale, wfmt=lay.wfmt, group=lay.group,
+                                    config=pick_dequant_config(16, n, k, scheme.weight.dtype),
+                                    scale_bias=lay.scale_bias, channel_scale=scales(i)[1])
 
             def timed(fn):
                 err = float((fn(0).float() - ref).abs().mean() / ref.abs().mean())
