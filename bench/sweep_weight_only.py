@@ -3,7 +3,7 @@
     PYTHONPATH=. python3 bench/sweep_weight_only.py [OUT.json]
 
 CUDA-graph replays, weights rotating beyond L2, M = 16 (M = 1 runs on the e2m1 GEMV:
-`bench/sweep_gemv_e2m1.py`; `h200_issue4_sweep_weight_only.*` also hold M = 1 rows of the GEMV
+`bench/sweep_gemv.py`; `h200_issue4_sweep_weight_only.*` also hold M = 1 rows of the GEMV
 branch the MMA kernel had before it). Prints, per shape/M/format, bf16,
 the 4-bit byte floor (packed weight + scales at the measured copy bandwidth), the shipped default
 config and the best swept one; OUT.json gets every timing.

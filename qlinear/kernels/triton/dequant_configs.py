@@ -51,11 +51,11 @@ def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_C
 def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
     """The config of the decode GEMV (:mod:`.gemv`) for an ``[N, K]`` weight at M = 1.
 
-    From ``bench/sweep_gemv_e2m1.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV
-    section): e2m1 weights, 64 rows by 32 words (256 codes) per step with 4 warps and 4 split-K
-    slices was best or within 5% on every NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained
-    15-25% from 64-word steps. e4m3 weights (4 codes per word) use 64-word steps. Fewer slices where
-    K is short, so every slice keeps at least two steps.
+    From ``bench/sweep_gemv.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV section):
+    e2m1 weights, 64 rows by 32 words (256 codes) per step with 4 warps and 4 split-K slices was best
+    or within 5% on every NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained 15-25% from 64-word
+    steps. e4m3 weights (4 codes per word): 32 rows by 64 words with 4 slices, within 6% of the best
+    swept config on every shape. Fewer slices where K is short, so every slice keeps two steps.
     """
     e2m1 = wfmt in (NVFP4, MXFP4)
     block_w = 64 if (wfmt == MXFP4 and n <= 4096) or not e2m1 else 32
@@ -63,4 +63,4 @@ def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
     split = 1
     while split < 4 and k_tiles // (split * 2) >= 2:
         split *= 2
-    return GemvConfig(block_n=64, block_w=block_w, split_k=split, num_warps=4, num_stages=3)
+    return GemvConfig(block_n=64 if e2m1 else 32, block_w=block_w, split_k=split, num_warps=4, num_stages=3)

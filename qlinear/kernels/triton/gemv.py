@@ -155,11 +155,14 @@ def _load_tile(w_rows, s_rows, t, kw, WPG: tl.constexpr, BLOCK_W: tl.constexpr, 
         q = tl.load(w_rows + words[None, :])
     else:
         q = tl.load(w_rows + words[None, :], mask=(words < kw)[None, :], other=0)
-    if not GROUPED:
-        return q, q
-    if EVEN_K:
-        return q, tl.load(s_rows + groups[None, :])
-    return q, tl.load(s_rows + groups[None, :], mask=(groups < kw // WPG)[None, :], other=0)
+    if GROUPED:
+        if EVEN_K:
+            raw = tl.load(s_rows + groups[None, :])
+        else:
+            raw = tl.load(s_rows + groups[None, :], mask=(groups < kw // WPG)[None, :], other=0)
+    else:
+        raw = q
+    return q, raw
 
 
 @triton.jit
