@@ -2,8 +2,8 @@
 bf16-MMA GEMM (:mod:`.triton.dequant_gemm`, M >= 2).
 
 * ``triton_w4a16``: NVFP4 (e2m1, e4m3 scale per 16, fp32 global) and MXFP4 (e2m1, e8m0 per 32)
-  weights, bf16 activations; CUDA-core GEMV at M = 1, bf16 tensor-core MMAs above. Any sm_80+ GPU: the e2m1 and e4m3 bits are
-  decoded by integer arithmetic, not by FP4/FP8 units. Also runs the W4A4 ``nvfp4`` scheme on GPUs
+  weights, bf16 activations; CUDA-core GEMV at M = 1, bf16 tensor-core MMAs above. Any sm_80+
+  GPU: the e2m1 and e4m3 bits are decoded by integer arithmetic, not by FP4/FP8 units. Also runs the W4A4 ``nvfp4`` scheme on GPUs
   without FP4 tensor cores, skipping its activation quantization (``deviation`` says so).
 * ``triton_w8a16``: e4m3 weights with e8m0 scales per 32 (MXFP8) or a per-channel fp32 scale
   (``fp8_a16``), bf16 activations; sm_89+ (Triton's e4m3 type). Also offered for the W8A8

@@ -124,19 +124,20 @@ def _dequant_gemm_kernel(
         kk = tl.arange(0, BLOCK_K)
         for kt in range(k_first, k_last):
             k0 = kt * BLOCK_K
+            # x rows read contiguously (vector loads) and transposed in registers
             if EVEN_K:
                 q = tl.load(w_ptr + rows[:, None] * stride_w + (k0 + kk)[None, :])
-                xt = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + kk)[:, None])
+                xr = tl.load(x_ptr + toks_r[:, None] * stride_x + (k0 + kk)[None, :])
             else:
                 kmask = (k0 + kk) < K
                 q = tl.load(w_ptr + rows[:, None] * stride_w + (k0 + kk)[None, :], mask=kmask[None, :], other=0.0)
-                xt = tl.load(x_ptr + toks_r[None, :] * stride_x + (k0 + kk)[:, None], mask=kmask[:, None], other=0.0)
+                xr = tl.load(x_ptr + toks_r[:, None] * stride_x + (k0 + kk)[None, :], mask=kmask[None, :], other=0.0)
             if WFMT == 2:
                 scale = _group_scales(s_ptr, rows, kt, stride_s, scale_bias, WFMT, GROUP, BLOCK_N, BLOCK_K, BLOCK_K, False, EXPLICIT)
                 w = (q.to(tl.float32) * scale).to(DOT)
             else:
                 w = q.to(tl.float32).to(DOT)
-            acc = tl.dot(w, xt.to(DOT), acc)
+            acc = tl.dot(w, tl.trans(xr).to(DOT), acc)
 
     n_idx = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     finish_tile(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, n_idx, toks, N, M, stride_cm,
@@ -303,5 +304,5 @@ def dequant_gemm(
     return c if c.dtype == out_dtype else c.to(out_dtype)
 
 
-__all__ = ["DequantConfig", "dequant_gemm", "finish_tile", "tile_counters", "dequantize_weight", "E2M1_BIT_EXPONENT", "NVFP4", "MXFP4", "MXFP8", "FP8_CHANNEL",
-           "NVFP4_SCALE_SHIFT"]
+__all__ = ["DequantConfig", "dequant_gemm", "finish_tile", "tile_counters", "dequantize_weight", "E2M1_BIT_EXPONENT",
+           "NVFP4", "MXFP4", "MXFP8", "FP8_CHANNEL", "NVFP4_SCALE_SHIFT"]
