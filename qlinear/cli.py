@@ -162,10 +162,12 @@ def _checkpoint_plans(path, platform, backend, convert_to=None):
     from torch import nn
 
     from .checkpoints import load_quantized
+    from .kernels.registry import planning_only
     from .layers import LayerPlan, QuantizedLinear
     from .layers.linear import choose_dispatch
 
-    model, scheme = load_quantized(path, device="cpu", convert_to=convert_to)
+    with planning_only():  # loaded on the CPU only to be planned for ``platform``, never run here
+        model, scheme = load_quantized(path, device="cpu", convert_to=convert_to)
     plans = []
     for name, m in model.named_modules():
         if isinstance(m, QuantizedLinear):

@@ -195,6 +195,23 @@ def test_explain_reads_the_scheme_from_a_checkpoint(tmp_path, capsys):
     assert "#166752" in reasons["cublas_fp8_block"]
 
 
+def test_explain_for_another_platform_does_not_warn_about_the_cpu_it_loaded_on(tmp_path, capsys, caplog):
+    from qlinear.cli import main
+    from qlinear.kernels import registry
+
+    _written(tmp_path, "nvfp4_a16")  # on this CPU: emulation, a fallback that warns when layers run here
+    registry._warned.clear()
+    caplog.clear()  # quantizing above warned already
+    with caplog.at_level("WARNING", logger="qlinear"):
+        assert main(["explain", "--model", str(tmp_path), "--platform", "sm_90", "--json"]) == 0
+    assert not [r for r in caplog.records if "falls back" in r.getMessage()]
+    layers = {layer["name"]: layer for layer in json.loads(capsys.readouterr().out)["layers"]}
+    assert {r["kernel"] for r in layers["model.layers.0.mlp.down_proj"]["dispatch"]} >= {"triton_w4a16"}
+    with caplog.at_level("WARNING", logger="qlinear"):  # the warning itself still works where layers run
+        load_quantized(tmp_path)
+    assert [r for r in caplog.records if "falls back" in r.getMessage()]
+
+
 def test_sharded_write_has_an_index_and_reads_back_bit_exact(tmp_path):
     model = tiny_llama(tie=False)
     qlinear.quantize(model, "nvfp4_a16", progress=False)

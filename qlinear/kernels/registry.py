@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..platform import Platform
@@ -130,6 +131,19 @@ def _verdict(kernel: type[LinearKernel], config: LayerConfig, platform: Platform
 
 
 _warned: set[str] = set()
+_planning_only = False
+
+
+@contextmanager
+def planning_only():
+    """Within this block, layers are built to be planned for another platform, not run here: a
+    fallback selected for this machine is not warned about (nor marked as warned)."""
+    global _planning_only
+    previous, _planning_only = _planning_only, True
+    try:
+        yield
+    finally:
+        _planning_only = previous
 
 
 def select_kernel(
@@ -187,7 +201,7 @@ def select_kernel(
 
 
 def _warn_if_fallback(selection: Selection, config: LayerConfig, platform: Platform) -> None:
-    if not selection.kernel.fallback or not selection.rejected or selection.forced:
+    if _planning_only or not selection.kernel.fallback or not selection.rejected or selection.forced:
         return
     reasons = "; ".join(f"{r.kernel}: {r.reason}" for r in selection.rejected)
     message = (
