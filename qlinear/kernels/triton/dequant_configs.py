@@ -52,15 +52,17 @@ def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
     """The config of the decode GEMV (:mod:`.gemv`) for an ``[N, K]`` weight at M = 1.
 
     From ``bench/sweep_gemv.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV section):
-    e2m1 weights, 64 rows by 32 words (256 codes) per step with 4 warps and 4 split-K slices was best
-    or within 5% on every NVFP4 shape; MXFP4 on narrow layers (N <= 4096) gained 15-25% from 64-word
-    steps. e4m3 weights (4 codes per word): 32 rows by 64 words with 4 slices, within 6% of the best
-    swept config on every shape. Fewer slices where K is short, so every slice keeps two steps.
+    e2m1 weights, 32 rows by 128 words (1024 codes) per step with 4 warps, split-K doubled while the
+    grid stays within 2 programs per SM (N=4096: 2 slices, N >= 14336: none), was best or within 5% on 7 of the 8 NVFP4/MXFP4
+    shapes (``h200_issue4_gemv_sweep_e2m1_narrow.json``). e4m3 weights (4 codes per word): 32 rows by
+    64 words with 4 slices, within 6% of the best swept config on every shape. Every slice keeps at
+    least two steps.
     """
     e2m1 = wfmt in (NVFP4, MXFP4)
-    block_w = 64 if (wfmt == MXFP4 and n <= 4096) or not e2m1 else 32
+    block_n, block_w = (32, 128) if e2m1 else (32, 64)
     k_tiles = -(-(k // (8 if e2m1 else 4)) // block_w)
+    row_blocks = -(-n // block_n)
     split = 1
-    while split < 4 and k_tiles // (split * 2) >= 2:
+    while split < 4 and k_tiles // (split * 2) >= 2 and (not e2m1 or row_blocks * split * 2 <= 2 * SM_COUNT_HOPPER):
         split *= 2
-    return GemvConfig(block_n=64 if e2m1 else 32, block_w=block_w, split_k=split, num_warps=4, num_stages=3)
+    return GemvConfig(block_n=block_n, block_w=block_w, split_k=split, num_warps=4, num_stages=3)
