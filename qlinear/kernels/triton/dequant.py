@@ -110,3 +110,11 @@ def e4m3_to_fp32(stored, EXPLICIT: tl.constexpr):
     exponent = bits >> 3
     normal = (((exponent + 120) << 23) | ((bits & 7) << 20)).to(tl.float32, bitcast=True)
     return tl.where(exponent == 0, (bits & 7).to(tl.float32) * 0.001953125, normal)
+
+
+@triton.jit
+def group_scale_factors(raw, bias, E4M3: tl.constexpr, EXPLICIT: tl.constexpr):
+    """Group scale bytes -> fp32 factors: the e4m3 value (``E4M3``, NVFP4) or ``2**(e8m0 + bias - 127)`` (MX)."""
+    if E4M3:
+        return e4m3_to_fp32(raw, EXPLICIT)
+    return e8m0_to_fp32(raw, bias)

@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dequant import E2M1_BIT_EXPONENT, dequant_e2m1, e4m3_to_fp32, e8m0_to_fp32
+from .dequant import E2M1_BIT_EXPONENT, dequant_e2m1, group_scale_factors
 from .numerics import INTERPRETED
 
 NVFP4, MXFP4, MXFP8, FP8_CHANNEL = 0, 1, 2, 3
@@ -75,10 +75,9 @@ def _group_scales(s_ptr, rows, kt, stride_s, bias,
     else:
         g = kt * GROUPS + tl.arange(0, GROUPS)
         raw = tl.load(s_ptr + rows[:, None] * stride_s + g[None, :])
+    s = group_scale_factors(raw, bias, WFMT == 0, EXPLICIT)
     if WFMT == 0:
-        s = e4m3_to_fp32(raw, EXPLICIT) * _NVFP4_SCALE_MUL
-    else:
-        s = e8m0_to_fp32(raw, bias)
+        s = s * _NVFP4_SCALE_MUL
     if not GATHER:
         s = tl.reshape(tl.broadcast_to(s[:, :, None], (BLOCK_N, GROUPS, PER)), (BLOCK_N, WIDTH))
     return s

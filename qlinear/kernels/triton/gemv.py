@@ -35,7 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dequant import E2M1_BIT_EXPONENT, _e2m1_value, e4m3_to_fp32, e8m0_to_fp32
+from .dequant import E2M1_BIT_EXPONENT, _e2m1_value, e4m3_to_fp32, group_scale_factors
 from .dequant_gemm import MXFP4, NVFP4, NVFP4_SCALE_SHIFT, finish_tile, tile_counters
 from .numerics import INTERPRETED
 
@@ -166,14 +166,6 @@ def _load_tile(w_rows, s_rows, t, kw, WPG: tl.constexpr, BLOCK_W: tl.constexpr, 
 
 
 @triton.jit
-def _group_scale(raw, scale_bias, WFMT: tl.constexpr, EXPLICIT: tl.constexpr):
-    """Scale bytes -> fp32 factors: the e4m3 value (NVFP4) or ``2**(e8m0 + scale_bias - 127)`` (MX)."""
-    if WFMT == 0:
-        return e4m3_to_fp32(raw, EXPLICIT)
-    return e8m0_to_fp32(raw, scale_bias)
-
-
-@triton.jit
 def _gemv_kernel(
     w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr,
     N, K, stride_w, stride_s, scale_bias, out_mul,
@@ -207,7 +199,7 @@ def _gemv_kernel(
         partial = _word_partials(q, x_ptr, words, words < kw, CPW, EVEN_K, EXPLICIT)
         group_sums = tl.sum(tl.reshape(partial, (BLOCK_N, GPT, WPG)), axis=2)
         if GROUPED:
-            acc += group_sums * _group_scale(raw, scale_bias, WFMT, EXPLICIT)
+            acc += group_sums * group_scale_factors(raw, scale_bias, WFMT == 0, EXPLICIT)
         else:
             acc += group_sums
         q = q_next
