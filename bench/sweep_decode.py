@@ -1,9 +1,9 @@
 """Sweep decode (M <= 64) configs of the swapped Triton GEMM; write the per-shape table qlinear loads.
 
-    PYTHONPATH=. python3 bench/sweep_decode.py OUT.json [block,rowwise]
+    PYTHONPATH=. python3 bench/sweep_decode.py OUT.json [block,rowwise] [1,16,64] [NxK,...]
 
 Times the whole kernel path (activation quantization included) as CUDA-graph replays, with the
-weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"). OUT.json has the
+weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"; the third argument picks some). OUT.json has the
 format of qlinear/kernels/triton/tuned_decode.json; copy it there to ship it.
 """
 import itertools
@@ -25,25 +25,27 @@ BUCKETS = {1: "1", 16: "2-16", 64: "17-64"}
 def candidates(kind, m):
     bn = 16 if m <= 16 else 64
     block_ks = (128,) if kind == "block" else (128, 256)
-    for bm, bk, split, stages in itertools.product((64, 128), block_ks, (1, 2, 4, 8), (3, 5)):
+    for bm, bk, split, stages, tma in itertools.product((64, 128), block_ks, (1, 2, 4, 8), (3, 5), (False, True)):
         if bm == 128 and bk == 256 and m > 16:
             continue  # does not fit in shared memory
-        yield GemmConfig(bm, bn, bk, group_m=1, split_k=split, num_warps=4, num_stages=stages)
+        yield GemmConfig(bm, bn, bk, group_m=1, split_k=split, num_warps=4, num_stages=stages, tma=tma)
 
 
 def main():
     out = sys.argv[1]
     kinds = sys.argv[2].split(",") if len(sys.argv) > 2 else ["block", "rowwise"]
+    ms = [int(v) for v in sys.argv[3].split(",")] if len(sys.argv) > 3 else list(BUCKETS)
+    shapes = [tuple(int(d) for d in s.split("x")) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else SHAPES
     entries = []
     torch.manual_seed(0)
-    for n, k in SHAPES:
+    for n, k in shapes:
         copies = max(2, 256 * 2**20 // (n * k) + 1)
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
         weights = {
             "block": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_block"].weight) for i in range(copies)],
             "rowwise": [quantize(w * (1 + i / 64), SCHEMES["fp8_per_channel"].weight) for i in range(copies)],
         }
-        for m, kind in itertools.product(BUCKETS, kinds):
+        for m, kind in itertools.product(ms, kinds):
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             it = itertools.count()
 
@@ -54,9 +56,11 @@ def main():
                                        quant_a=True, swap_ab=True)
                 if kind == "block":
                     xq, s = quantize_per_group(x, 128)
-                    return scaled_gemm(xq, q.data, s, q.scale, a_mode="group", b_mode="block", config=cfg, swap_ab=True)
+                    return scaled_gemm(xq, q.data, s, q.scale, a_mode="group", b_mode="block", config=cfg, swap_ab=True,
+                                       after_producer=True)
                 xq, s = quantize_per_token(x)
-                return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True)
+                return scaled_gemm(xq, q.data, s, q.scale, a_mode="token", b_mode="channel", config=cfg, swap_ab=True,
+                                   after_producer=True)
 
             best = None
             # Block decode can quantize x inside the GEMM (one launch) or in a separate pass first.
@@ -73,7 +77,7 @@ def main():
             print(f"{kind:8} M={m:<3} {n}x{k}: {us:7.1f} us  {cfg.key()} fused={fuse}", flush=True)
             entries.append({"kind": kind, "n": n, "k": k, "bucket": BUCKETS[m], "us": round(us, 2),
                             "block_m": cfg.block_m, "block_k": cfg.block_k, "split_k": cfg.split_k,
-                            "num_stages": cfg.num_stages, "fused_quant": fuse})
+                            "num_stages": cfg.num_stages, "tma": cfg.tma, "fused_quant": fuse})
         del weights
         torch.cuda.empty_cache()
     with open(out, "w") as f:

@@ -16,8 +16,13 @@ from pathlib import Path
 from .kernels.base import LayerConfig
 from .platform import Platform
 
-# GPU name -> scheme -> bucket -> kernel; from bench/results/h200_*.md.
-DEFAULTS: dict[str, dict[str, dict[str, str]]] = {}
+# GPU name -> scheme -> bucket -> kernel; from bench/results/h200_*.md. Block FP8 at M = 2..64:
+# the swapped Triton GEMM beat cuBLASLt blockwise (which the static priority puts first, for
+# prefill) at every issue shape for M = 2..16 (h200_bench_decode_tma.csv) and at 4 of 5 for M = 64
+# (h200_final_bench_issue.csv); the e2e decode step at batch 16 ran cuBLASLt on all 224 layers.
+DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
+    "NVIDIA H200": {"fp8_per_block": {"2-16": "triton_fp8_block", "17-64": "triton_fp8_block"}},
+}
 
 
 def cache_path() -> Path:

@@ -204,3 +204,49 @@ def test_static_fp8_checkpoint_runs_on_cublas(tmp_path):
     ref = fake_quantize(x, scheme.activation, scale=layer.input_scale).double() @ dequantize(
         layer.quantized_weight(), torch.float64).t()
     assert_close_to_reference(layer(x), ref, "static fp8 checkpoint on cuda")
+
+
+@pytest.mark.parametrize("name,kernel", [("fp8_per_channel", TritonFp8RowwiseKernel), ("int8_per_channel", TritonInt8Kernel),
+                                         ("fp8_per_block", TritonFp8BlockKernel)])
+@pytest.mark.parametrize("m", [1, 16, 32])  # block FP8 quantizes x inside its GEMM up to M=16
+def test_pdl_launched_gemm_waits_for_its_activation_quantization(name, kernel, m, monkeypatch):
+    # A chain of decode layers queued without a host sync: each quantization reads the previous
+    # GEMM's output and each PDL-launched GEMM starts before that quantization finishes. If a GEMM
+    # read x before griddepcontrol.wait, its output would differ from the PDL-off run's bits.
+    g = torch.Generator(device="cuda").manual_seed(m)
+    layers = [QuantizedLinear(quantize(torch.randn(2048, 2048, device="cuda", generator=g) / 32, SCHEMES[name].weight),
+                              None, SCHEMES[name], Dispatch.single(kernel), f"chain{i}") for i in range(12)]
+    x = torch.randn(m, 2048, device="cuda", generator=g, dtype=torch.bfloat16)
+
+    def chain():
+        y = x
+        for layer in layers:
+            y = layer(y)
+        return y
+
+    with_pdl = chain()
+    monkeypatch.setenv("QLINEAR_PDL", "0")
+    without = chain()
+    torch.cuda.synchronize()
+    assert torch.isfinite(without.float()).all() and float(without.float().abs().mean()) > 0
+    assert torch.equal(with_pdl, without)
+
+
+@pytest.mark.parametrize("name,a_mode,b_mode", [("fp8_per_channel", "token", "channel"), ("fp8_per_block", "group", "block"),
+                                                ("int8_per_channel", "token", "channel")])
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576)])
+@pytest.mark.parametrize("m,split", [(1, 1), (1, 4), (16, 2), (40, 1)])
+def test_decode_gemm_with_tma_weight_loads(name, a_mode, b_mode, n, k, m, split):
+    from qlinear.kernels.triton.act_quant import quantize_per_group, quantize_per_token
+    from qlinear.kernels.triton.scaled_gemm import GemmConfig, scaled_gemm
+
+    scheme = SCHEMES[name]
+    g = torch.Generator(device="cuda").manual_seed(n + k + m)
+    qw = quantize(torch.randn(n, k, device="cuda", generator=g), scheme.weight)
+    x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
+    xq, xs = quantize_per_group(x, 128) if a_mode == "group" else quantize_per_token(x, qw.data.dtype)
+    ref = fake_quantize(x, scheme.activation).double() @ dequantize(qw, torch.float64).t()
+    cfg = GemmConfig(128, 16 if m <= 16 else 64, 128, group_m=1, split_k=split, num_stages=4, tma=True)
+    y = scaled_gemm(xq, qw.data, xs, qw.scale, a_mode=a_mode, b_mode=b_mode, config=cfg, swap_ab=True,
+                    after_producer=True)
+    assert_close_to_reference(y, ref, f"{name} tma {m}x{n}x{k} split {split}")

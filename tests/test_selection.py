@@ -193,3 +193,20 @@ def test_native_fp4_mx_kernels_only_on_blackwell(name, native):
     ragged = select_kernel(config(name, n=100, k=1536), simulated_cuda(100))
     assert ragged.kernel.name != native and "out_features % 16" in dict(
         (r.kernel, r.reason) for r in ragged.rejected)[native]
+
+
+def test_h200_defaults_put_block_fp8_decode_on_triton_and_prefill_on_cublas(tmp_path, monkeypatch):
+    from qlinear import tuning
+    from qlinear.kernels import select_dispatch
+    from qlinear.platform import Platform
+
+    monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "none.json"))  # no measured cache
+    h200, other = Platform("cuda", 90, "NVIDIA H200"), simulated_cuda(90)
+    cfg = config("fp8_per_block")
+    routes = select_dispatch(cfg, h200, preferred=tuning.tuned_choices(h200, cfg)).routes
+    assert [r.selection.kernel.name for r in routes] == [
+        "triton_fp8_block", "triton_fp8_block", "triton_fp8_block", "cublas_fp8_block", "cublas_fp8_block"]
+    # another sm_90 GPU, not measured, keeps the static priority (cuBLASLt wherever it can run)
+    assert tuning.tuned_choices(other, cfg) is None
+    routes = select_dispatch(cfg, other).routes
+    assert [r.selection.kernel.name for r in routes][1:] == ["cublas_fp8_block"] * 4

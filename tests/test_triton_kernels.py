@@ -72,11 +72,18 @@ def test_split_k_and_swapped_decode_paths_match_reference():
     x = _x(3, 640, dtype=torch.float32)
     b = torch.randn(64, device=DEVICE)
     ref = reference(SCHEMES[name], qw, b, x)
-    for split, swap in [(1, False), (2, False), (5, False), (1, True), (3, True)]:
-        cfg = GemmConfig(16, 32, 128, group_m=1, split_k=split)
+    for split, swap, tma in [(1, False, False), (2, False, False), (5, False, False), (1, True, False), (3, True, False),
+                             (1, True, True), (3, True, True)]:
+        cfg = GemmConfig(16, 32, 128, group_m=1, split_k=split, tma=tma)
         y = scaled_gemm(x, qw.data, None, qw.scale, a_mode="group", b_mode="block", config=cfg,
                         out_dtype=torch.float32, bias=b, quant_a=True, swap_ab=swap)
-        assert_close_to_reference(y, ref, f"split_k={split} swap_ab={swap}")
+        assert_close_to_reference(y, ref, f"split_k={split} swap_ab={swap} tma={tma}")
+        again = scaled_gemm(x, qw.data, None, qw.scale, a_mode="group", b_mode="block", config=cfg,
+                            out_dtype=torch.float32, bias=b, quant_a=True, swap_ab=swap)
+        assert torch.equal(y, again), "split-K slices are summed in a fixed order: repeatable bits"
+    from qlinear.kernels.triton.split_k import _counters
+
+    assert all(int(c.abs().sum()) == 0 for c in _counters.values()), "each launch leaves its counters at zero"
 
 
 # --- weight-only (W4A16, W8A16) and MXFP8 kernels -------------------------------------------------
@@ -246,7 +253,7 @@ def test_split_k_reduction_in_one_launch_matches_one_slice():
                              config=DequantConfig(32, block_m, 128, split_k=s), bias=b, out_dtype=torch.float32)
             assert_close_to_reference(y, ref, f"split_k={s} block_m={block_m}")
     # the arrival counters are left at zero for the next launch
-    from qlinear.kernels.triton.dequant_gemm import _counters
+    from qlinear.kernels.triton.split_k import _counters
 
     assert all(int(c.abs().sum()) == 0 for c in _counters.values())
 
@@ -288,3 +295,19 @@ def test_batch_invariant_mode_is_bitwise(monkeypatch, name, kernel):
     assert torch.equal(full[0], alone[0])
     assert torch.equal(permuted[int((perm == 0).nonzero())], alone[0])
     assert torch.equal(layer(batch[:65])[64], full[64])  # row 64 alone in its tile vs. in a full batch
+
+
+def test_pdl_only_at_decode_sizes_on_sm90_compiled(monkeypatch):
+    from qlinear.kernels.triton import pdl
+
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(pdl, "INTERPRETED", False)
+    monkeypatch.setattr(pdl, "_capable", lambda index: True)
+    assert pdl.pdl_enabled(cuda, 1) and pdl.pdl_enabled(cuda, pdl.PDL_MAX_M)
+    assert not pdl.pdl_enabled(cuda, pdl.PDL_MAX_M + 1)  # prefill keeps plain launches
+    assert not pdl.pdl_enabled(torch.device("cpu"), 1)
+    monkeypatch.setenv("QLINEAR_PDL", "0")
+    assert not pdl.pdl_enabled(cuda, 1)
+    monkeypatch.delenv("QLINEAR_PDL")
+    monkeypatch.setattr(pdl, "_capable", lambda index: False)  # Ampere: no griddepcontrol
+    assert not pdl.pdl_enabled(cuda, 1)

@@ -92,7 +92,7 @@ class TritonFp8BlockKernel(_TritonW8A8):
                                config=cfg, out_dtype=x.dtype, bias=bias, quant_a=True, swap_ab=swap)
         q, s = quantize_per_group(x, 128)
         return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="group", b_mode="block",
-                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
+                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap, after_producer=True)
 
 
 def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
@@ -103,7 +103,7 @@ def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
     q, s = quantize_per_token(x.contiguous(), dtype)
     b_mode = "tensor" if kernel.config.scheme.weight.granularity == "tensor" else "channel"
     return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="token", b_mode=b_mode,
-                       config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
+                       config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap, after_producer=True)
 
 
 class _TritonRowwise(_TritonW8A8):
@@ -165,4 +165,4 @@ class TritonMxfp8Kernel(_TritonW8A8):
         cfg, swap = self.config_for(x.shape[0])
         q, s = quantize_per_group(x.contiguous(), 32, e8m0=True)
         return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="mx", b_mode="mx",
-                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap)
+                           config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap, after_producer=True)

@@ -10,7 +10,8 @@
 The numbers are bit-identical to :func:`qlinear.formats.quantize` (same fp32 operations: IEEE
 ``scale = amax / qmax``, one rounded reciprocal, one multiply per element); the tests check that on
 the GPU and under the CPU interpreter. Scales can be written row-major ``[M, G]`` or M-major
-(``[G, M]`` storage viewed as ``[M, G]``, what cuBLASLt blockwise wants).
+(``[G, M]`` storage viewed as ``[M, G]``, what cuBLASLt blockwise wants). At decode sizes on sm_90+
+each kernel lets the GEMM after it start early (:mod:`.pdl`); that GEMM waits for these writes.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import triton.language as tl
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
 from .numerics import INTERPRETED, rint, to_e4m3
+from .pdl import pdl_enabled, release_dependents
 
 
 @triton.jit
@@ -48,8 +50,9 @@ def _quant_groups_kernel(
     x_ptr, q_ptr, s_ptr, M, K,
     stride_xm, stride_qm, stride_sm, stride_sg,
     GROUP: tl.constexpr, GROUPS_PER_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr,
-    QMAX: tl.constexpr, FLOOR: tl.constexpr, E8M0: tl.constexpr, EXPLICIT: tl.constexpr,
+    QMAX: tl.constexpr, FLOOR: tl.constexpr, E8M0: tl.constexpr, EXPLICIT: tl.constexpr, PDL: tl.constexpr,
 ):
+    release_dependents(PDL)
     pid_m = tl.program_id(0)
     pid_k = tl.program_id(1)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -75,8 +78,9 @@ def _quant_groups_kernel(
 def _quant_rows_kernel(
     x_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_qm,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, QMAX: tl.constexpr, FLOOR: tl.constexpr,
-    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr, EXPLICIT: tl.constexpr,
+    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr, EXPLICIT: tl.constexpr, PDL: tl.constexpr,
 ):
+    release_dependents(PDL)
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < M
@@ -131,7 +135,7 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     _quant_rows_kernel[(triton.cdiv(m, block_m),)](
         x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=block_k,
         QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int, ONE_PASS=one_pass,
-        EXPLICIT=INTERPRETED,
+        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m),
         num_warps=8 if block_m * block_k >= 8192 else 4,
     )
     return q, s
@@ -157,6 +161,6 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     _quant_groups_kernel[grid](
         x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
         GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, E8M0=e8m0,
-        EXPLICIT=INTERPRETED, num_warps=8,
+        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m), num_warps=8,
     )
     return q, s

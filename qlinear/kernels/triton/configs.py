@@ -35,7 +35,7 @@ def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], tuple[Gemm
     for e in data.get(device, []):
         bn = 16 if e["bucket"] != "17-64" else 64
         cfg = GemmConfig(e["block_m"], bn, e["block_k"], group_m=1, split_k=e["split_k"], num_warps=4,
-                         num_stages=e["num_stages"])
+                         num_stages=e["num_stages"], tma=bool(e.get("tma", False)))
         table[(e["kind"], e["n"], e["k"], e["bucket"])] = (cfg, bool(e.get("fused_quant", False)))
     return table
 
@@ -90,10 +90,10 @@ def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_
         bn = 16 if m <= 16 else (32 if m <= 32 else 64)
         k_tiles = -(-k // 128)
         if kind == "block":
-            bm, stages, split = 128, 3, _split_k(-(-n // 128), k_tiles, 6 * sms)
-        else:
-            bm, stages, split = 64, 6, _split_k(-(-n // 64), k_tiles, 2 * sms)
-        return GemmConfig(bm, bn, 128, group_m=1, split_k=split, num_warps=4, num_stages=stages), True
+            bm, stages, split, tma = 128, 3, _split_k(-(-n // 128), k_tiles, 6 * sms), False
+        else:  # TMA weight loads won 11 of 12 rowwise sweeps (bench/results/h200_sweep_decode_tma.txt)
+            bm, stages, split, tma = 64, 6, _split_k(-(-n // 64), k_tiles, 2 * sms), True
+        return GemmConfig(bm, bn, 128, group_m=1, split_k=split, num_warps=4, num_stages=stages, tma=tma), True
     if m <= 512:
         return GemmConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=4), False
     return GemmConfig(128, 128, 128, group_m=8, num_warps=8, num_stages=3), False

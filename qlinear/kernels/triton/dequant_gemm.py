@@ -17,11 +17,8 @@ WFMT  elements ``w [N, K']``         scales applied in the K loop
 The epilogue multiplies by ``post_scale`` (fp32, one value): the NVFP4 global scale and the
 power of two that keeps the in-loop bf16 products in range (see :mod:`.dequant`).
 
-Split-K (``split_k > 1``, decode): each K slice writes its fp32 partial tile to a workspace and
-bumps a per-tile counter; the slice that arrives last adds the partials in slice order (so the
-result does not depend on arrival order), applies the epilogue, stores C and resets the counter.
-One launch, no zero-fill and no cast kernels, which matters at decode sizes where a launch costs
-as much as streaming a small weight.
+Split-K (``split_k > 1``, decode) is reduced in the same launch by the slice that arrives last
+(:mod:`.split_k`), which then applies the epilogue.
 """
 from __future__ import annotations
 
@@ -33,6 +30,7 @@ import triton.language as tl
 
 from .dequant import E2M1_BIT_EXPONENT, dequant_e2m1, group_scale_factors
 from .numerics import INTERPRETED
+from .split_k import reduce_slices, split_k_buffers
 
 NVFP4, MXFP4, MXFP8, FP8_CHANNEL = 0, 1, 2, 3
 NVFP4_SCALE_SHIFT = 8  # in-loop NVFP4 products are e2m1 * s * 2**-8; the epilogue restores 2**8
@@ -151,17 +149,10 @@ def finish_tile(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, n_idx
     tok_ok = toks < M
     cmask = (n_idx[:, None] < N) & tok_ok[None, :]
     if SPLIT_K > 1:
-        slab = N * M
-        offs = n_idx[:, None] + toks[None, :] * N
-        tl.store(ws_ptr + pid_k * slab + offs, acc, mask=cmask)
-        tl.debug_barrier()  # every thread's partial is written before the counter says so
-        arrived = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:
-            acc = tl.zeros(acc.shape, dtype=tl.float32)
-            for s in range(SPLIT_K):
-                acc += tl.load(ws_ptr + s * slab + offs, mask=cmask, other=0.0, cache_modifier=".cg")
-            _epilogue(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, n_idx, toks, N, cmask, stride_cm, WFMT, HAS_BIAS)
-            tl.atomic_xchg(cnt_ptr + tile, 0, sem="relaxed", scope="gpu")
+        total, last = reduce_slices(acc, ws_ptr, cnt_ptr, n_idx[:, None] + toks[None, :] * N, cmask, N * M,
+                                    tile, pid_k, SPLIT_K)
+        if last:
+            _epilogue(total, c_ptr, post_ptr, chan_ptr, bias_ptr, n_idx, toks, N, cmask, stride_cm, WFMT, HAS_BIAS)
     else:
         _epilogue(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, n_idx, toks, N, cmask, stride_cm, WFMT, HAS_BIAS)
 
@@ -231,18 +222,6 @@ def dequantize_weight(w: torch.Tensor, scales: torch.Tensor | None, k: int, *, w
     return out
 
 
-_counters: dict[torch.device, torch.Tensor] = {}
-
-
-def tile_counters(device: torch.device, count: int) -> torch.Tensor:
-    """Zeroed int32 split-K arrival counters, shared by all layers on ``device`` (each launch
-    leaves them zero again). Grown, never shrunk; allocate before CUDA-graph capture."""
-    have = _counters.get(device)
-    if have is None or have.numel() < count:
-        _counters[device] = torch.zeros(max(count, 4096), dtype=torch.int32, device=device)
-    return _counters[device]
-
-
 def dequant_gemm(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -285,8 +264,7 @@ def dequant_gemm(
     c = torch.empty((m, n), device=x.device, dtype=torch.float32 if INTERPRETED else out_dtype)
     grid = (triton.cdiv(n, config.block_n), triton.cdiv(m, config.block_m), config.split_k)
     if config.split_k > 1:
-        ws = torch.empty((config.split_k, m, n), device=x.device, dtype=torch.float32)
-        counters = tile_counters(x.device, grid[0] * grid[1])
+        ws, counters = split_k_buffers(x.device, config.split_k, m * n, grid[0] * grid[1])
     else:
         ws = counters = c
     placeholder = post_scale
@@ -303,5 +281,5 @@ def dequant_gemm(
     return c if c.dtype == out_dtype else c.to(out_dtype)
 
 
-__all__ = ["DequantConfig", "dequant_gemm", "finish_tile", "tile_counters", "dequantize_weight", "E2M1_BIT_EXPONENT",
+__all__ = ["DequantConfig", "dequant_gemm", "finish_tile", "dequantize_weight", "E2M1_BIT_EXPONENT",
            "NVFP4", "MXFP4", "MXFP8", "FP8_CHANNEL", "NVFP4_SCALE_SHIFT"]

@@ -24,7 +24,7 @@ Here the decode and the multiply-add take 3.6 (e2m1) or 4.75 (e4m3) per weight:
 The products and sums are fp32 throughout (FMA, no flush to zero: the PTX is written out). The
 e4m3 decode maps the NaN byte (0x7f/0xff) to a finite value: quantized weights are checked for
 NaN/Inf when made or loaded. Split-K slices are reduced in the same launch by
-:func:`.dequant_gemm.finish_tile`. Under ``TRITON_INTERPRET=1`` inline PTX cannot run; the same
+:func:`.dequant_gemm.finish_tile` (:mod:`.split_k`). Under ``TRITON_INTERPRET=1`` inline PTX cannot run; the same
 partial sums are computed with float arithmetic (tests compare both with the float64 reference).
 """
 from __future__ import annotations
@@ -36,8 +36,9 @@ import triton
 import triton.language as tl
 
 from .dequant import E2M1_BIT_EXPONENT, _e2m1_value, e4m3_to_fp32, group_scale_factors
-from .dequant_gemm import MXFP4, NVFP4, NVFP4_SCALE_SHIFT, finish_tile, tile_counters
+from .dequant_gemm import MXFP4, NVFP4, NVFP4_SCALE_SHIFT, finish_tile
 from .numerics import INTERPRETED
+from .split_k import split_k_buffers
 
 X_SHIFT = 96  # x is multiplied by 2**96
 E4M3_BIT_EXPONENT = 120  # an e4m3 byte's sign and magnitude bits placed in fp32 are its value * 2**-120
@@ -252,8 +253,7 @@ def weight_only_gemv(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor | No
     c = torch.empty((1, n), device=x.device, dtype=torch.float32 if INTERPRETED else out_dtype)
     grid = (triton.cdiv(n, config.block_n), config.split_k)
     if config.split_k > 1:
-        ws = torch.empty((config.split_k, 1, n), device=x.device, dtype=torch.float32)
-        counters = tile_counters(x.device, grid[0])
+        ws, counters = split_k_buffers(x.device, config.split_k, n, grid[0])
     else:
         ws = counters = c
     if scales is not None and scales.dtype == torch.float8_e4m3fn:
