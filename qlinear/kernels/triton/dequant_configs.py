@@ -51,18 +51,17 @@ def pick_dequant_config(m: int, n: int, k: int, element: str, *, sms: int = SM_C
 def pick_gemv_config(n: int, k: int, wfmt: int) -> GemvConfig:
     """The config of the decode GEMV (:mod:`.gemv`) for an ``[N, K]`` weight at M = 1.
 
-    From ``bench/sweep_gemv.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV section):
+    From ``bench/sweep_gemv.py`` on an H200 (``bench/results/h200_issue4.md``, decode GEMV sections):
     e2m1 weights, 32 rows by 128 words (1024 codes) per step with 4 warps, split-K doubled while the
-    grid stays within 2 programs per SM (N=4096: 2 slices, N >= 14336: none), was best or within 5% on 7 of the 8 NVFP4/MXFP4
-    shapes (``h200_issue4_gemv_sweep_e2m1_narrow.json``). e4m3 weights (4 codes per word): 32 rows by
-    64 words with 4 slices, within 6% of the best swept config on every shape. Every slice keeps at
-    least two steps.
+    grid stays within 1 program per SM (N=4096: 2 slices, N >= 14336: none), was best or within 5%
+    on 7 of the 8 NVFP4/MXFP4 shapes (``h200_issue4_gemv_sweep_e2m1_narrow.json``). e4m3 weights
+    (4 codes per word, decoded by ``cvt.rn.f16x2.e4m3x2``): 64 rows by 64 words, split-K doubled
+    while the grid is under 2 programs per SM, the best swept config at 4096x4096, 14336x4096 and
+    28672x4096 (``h200_issue4_e4m3_gemv_sweep.txt``). At most 4 slices, each of at least two steps.
     """
     e2m1 = wfmt in (NVFP4, MXFP4)
-    block_n, block_w = (32, 128) if e2m1 else (32, 64)
+    block_n, block_w = (32, 128) if e2m1 else (64, 64)
     k_tiles = -(-(k // (8 if e2m1 else 4)) // block_w)
-    row_blocks = -(-n // block_n)
-    split = 1
-    while split < 4 and k_tiles // (split * 2) >= 2 and (not e2m1 or row_blocks * split * 2 <= 2 * SM_COUNT_HOPPER):
-        split *= 2
+    target = SM_COUNT_HOPPER + 1 if e2m1 else 2 * SM_COUNT_HOPPER
+    split = min(4, _split_k(-(-n // block_n), k_tiles, target))
     return GemvConfig(block_n=block_n, block_w=block_w, split_k=split, num_warps=4, num_stages=3)

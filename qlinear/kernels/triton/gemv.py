@@ -5,25 +5,25 @@ multiply-add with it. An H200's memory delivers ~32 e2m1 or ~16 e4m3 weights per
 (4.2 TB/s over 132 SMs at 1.98 GHz) and an SM issues 128 thread-instructions per clock, so above
 4 (e2m1) or 8 (e4m3) instructions per weight the kernel is bound by instruction issue, not bytes
 (the MMA kernel of :mod:`.dequant_gemm` reached ~1 TB/s at M = 1, ``bench/results/h200_issue4.md``).
-Here the decode and the multiply-add take 3.6 (e2m1) or 4.75 (e4m3) per weight:
+Here the decode and the multiply-add take 3.6 (e2m1) or 2.5 (e4m3) per weight:
 
 * the weight is read as int32 words (8 e2m1 codes or 4 e4m3 bytes; code ``i`` of word ``j`` is
   element ``8j + i`` / ``4j + i``, the canonical layout of :mod:`qlinear.formats` read little-endian);
-* each code becomes an fp32 bit pattern worth its value times ``2**-126`` (e2m1) or ``2**-120``
-  (e4m3) by integer instructions. e2m1, 2.6 per code: one mask isolates two codes (``i`` and
-  ``i + 4``); per code one multiply by ``2**a + 2**(a-6)`` writes a copy with the sign bit at bit 31
-  and one with the magnitude bits at 22..24 (exponent field 0..3, mantissa bit 1/2: code 1 = 0.5
-  lands on the fp32 subnormal ``2**-127``), one mask keeps those four bits. e4m3, 3.75 per byte: the
-  sign moved to bit 31 and the seven magnitude bits to 20..26 (e4m3 subnormals land on fp32
-  subnormals), by shifts and masks;
+* e2m1: each code becomes an fp32 bit pattern worth its value times ``2**-126`` by integer
+  instructions, 2.6 per code: one mask isolates two codes (``i`` and ``i + 4``); per code one
+  multiply by ``2**a + 2**(a-6)`` writes a copy with the sign bit at bit 31 and one with the
+  magnitude bits at 22..24 (exponent field 0..3, mantissa bit 1/2: code 1 = 0.5 lands on the fp32
+  subnormal ``2**-127``), one mask keeps those four bits;
+* e4m3 (sm_89+): ``cvt.rn.f16x2.e4m3x2`` turns two bytes into two f16 (exact: e4m3 values and
+  subnormals are f16 values), one conversion each to fp32: 1.5 per byte;
 * one fp32 FMA with ``x * 2**96`` (the activation is pre-scaled once per element of x, so the
   products are fp32 normals for every |x| > 2**-90 and finite below 2**31);
 * a group's scale (NVFP4 e4m3 per 16, MX e8m0 per 32) multiplies the group's partial sum once, not
   each weight; a per-channel scale (``fp8_a16``) is applied in the epilogue.
 
-The products and sums are fp32 throughout (FMA, no flush to zero: the PTX is written out). The
-e4m3 decode maps the NaN byte (0x7f/0xff) to a finite value: quantized weights are checked for
-NaN/Inf when made or loaded. Split-K slices are reduced in the same launch by
+The products and sums are fp32 throughout (FMA, no flush to zero: the PTX is written out). An
+e4m3 NaN byte (0x7f/0xff) would give NaN: quantized weights are checked for NaN/Inf when made or
+loaded. Split-K slices are reduced in the same launch by
 :func:`.dequant_gemm.finish_tile` (:mod:`.split_k`). Under ``TRITON_INTERPRET=1`` inline PTX cannot run; the same
 partial sums are computed with float arithmetic (tests compare both with the float64 reference).
 """
@@ -41,7 +41,6 @@ from .numerics import INTERPRETED
 from .split_k import split_k_buffers
 
 X_SHIFT = 96  # x is multiplied by 2**96
-E4M3_BIT_EXPONENT = 120  # an e4m3 byte's sign and magnitude bits placed in fp32 are its value * 2**-120
 
 
 def _e2m1_pair_fma(word: str, i: int, x_low: str, x_high: str) -> str:
@@ -59,32 +58,35 @@ def _e2m1_pair_fma(word: str, i: int, x_low: str, x_high: str) -> str:
             f"mul.lo.u32 v, n, {high:#x}; and.b32 w, v, 0x81c00000; fma.rn.f32 a, w, {x_high}, a;\n")
 
 
-def _e4m3_fma(byte: int, x: str) -> str:
-    """PTX adding ``pattern(byte) * x`` to ``a`` for byte ``byte`` of ``$1``: its sign bit (bit
-    ``8*byte+7``) to bit 31 and its magnitude bits to 20..26."""
-    mag, sign = 20 - 8 * byte, 24 - 8 * byte
-    move_mag = f"shr.b32 v, $1, {-mag};" if mag < 0 else f"shl.b32 v, $1, {mag};"
-    move_sign = "mov.b32 w, $1;" if sign == 0 else f"shl.b32 w, $1, {sign};"
-    return (f"{move_mag} and.b32 v, v, 0x07f00000; {move_sign} and.b32 w, w, 0x80000000; "
-            f"or.b32 w, w, v; fma.rn.f32 a, w, {x}, a;\n")
+def _e4m3_word_fma() -> str:
+    """PTX adding ``value(byte i of $1) * $(2+i)`` to ``a`` for the word's four e4m3 bytes: each
+    16-bit half becomes two f16 in one conversion (sm_89+; exact, e4m3 fits f16), each f16 one fp32."""
+    body = ("mov.b32 {lo, hi}, $1;\n"
+            "cvt.rn.f16x2.e4m3x2 v, lo; cvt.rn.f16x2.e4m3x2 w, hi;\n"
+            "mov.b32 {h0, h1}, v; mov.b32 {h2, h3}, w;\n")
+    for i in range(4):
+        body += f"cvt.f32.f16 f, h{i}; fma.rn.f32 a, f, ${2 + i}, a;\n"
+    return body
 
 
 def _word_dot_ptx(element: str) -> str:
     """``$0 = sum_i pattern(code i of $1) * $(2+i)``. e2m1: codes (0, 4) and (1, 5) of the word,
-    then (2, 6) and (3, 7) of the word shifted down 8 bits (21 integer instructions per 8 codes)."""
+    then (2, 6) and (3, 7) of the word shifted down 8 bits (21 integer instructions per 8 codes);
+    e4m3: the exact values (2 + 4 conversions per 4 bytes)."""
     if element == "e2m1":
         body = (_e2m1_pair_fma("$1", 0, "$2", "$6") + _e2m1_pair_fma("$1", 1, "$3", "$7") + "shr.b32 h, $1, 8;\n"
                 + _e2m1_pair_fma("h", 0, "$4", "$8") + _e2m1_pair_fma("h", 1, "$5", "$9"))
     else:
-        body = "".join(_e4m3_fma(b, f"${2 + b}") for b in range(4))
-    return "{\n.reg .b32 n, v, w, h;\n.reg .f32 a;\nmov.b32 a, 0f00000000;\n" + body + "mov.b32 $0, a;\n}"
+        body = _e4m3_word_fma()
+    return ("{\n.reg .b32 n, v, w, h;\n.reg .b16 lo, hi, h0, h1, h2, h3;\n.reg .f32 a, f;\nmov.b32 a, 0f00000000;\n"
+            + body + "mov.b32 $0, a;\n}")
 
 
 _E2M1_WORD_DOT = tl.constexpr(_word_dot_ptx("e2m1"))
 _E4M3_WORD_DOT = tl.constexpr(_word_dot_ptx("e4m3"))
 _X_SCALE = tl.constexpr(2.0 ** X_SHIFT)
 _E2M1_PRODUCT = tl.constexpr(2.0 ** (X_SHIFT - E2M1_BIT_EXPONENT))
-_E4M3_PRODUCT = tl.constexpr(2.0 ** (X_SHIFT - E4M3_BIT_EXPONENT))
+_E4M3_PRODUCT = tl.constexpr(2.0 ** X_SHIFT)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _signed_e4m3(code):
 @triton.jit
 def _word_partials(q, x_ptr, words, ok, CPW: tl.constexpr, EVEN_K: tl.constexpr, EXPLICIT: tl.constexpr):
     """``[R, W]`` fp32: for each int32 word of ``CPW`` codes (8 e2m1 or 4 e4m3), the sum over its codes
-    of value * x[CPW*word + i], times ``2**(X_SHIFT - 126)`` (e2m1) or ``2**(X_SHIFT - 120)`` (e4m3)."""
+    of value * x[CPW*word + i], times ``2**(X_SHIFT - 126)`` (e2m1) or ``2**X_SHIFT`` (e4m3)."""
     if EXPLICIT:
         i = tl.arange(0, CPW)
         xs = tl.load(x_ptr + words[:, None] * CPW + i[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
@@ -218,12 +220,12 @@ def gemv_out_multiplier(wfmt: int) -> float:
     :func:`.dequant_gemm.dequant_gemm`, whose ``post_scale`` convention the layer's is made for: there
     e2m1 values carry ``2**-NVFP4_SCALE_SHIFT`` (NVFP4) or ``2**-126`` (MXFP4, whose e8m0 factor
     carries the ``2**126``) and e4m3 values are exact; here products carry ``2**(X_SHIFT - 126)``
-    (e2m1) or ``2**(X_SHIFT - 120)`` (e4m3), times the same group factors."""
+    (e2m1) or ``2**X_SHIFT`` (e4m3), times the same group factors."""
     if wfmt == NVFP4:
         return 2.0 ** (E2M1_BIT_EXPONENT - X_SHIFT - NVFP4_SCALE_SHIFT)
     if wfmt == MXFP4:
         return 2.0 ** -X_SHIFT
-    return 2.0 ** (E4M3_BIT_EXPONENT - X_SHIFT)
+    return 2.0 ** -X_SHIFT
 
 
 def weight_only_gemv(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor | None, post_scale: torch.Tensor, *,
@@ -272,4 +274,4 @@ def weight_only_gemv(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor | No
     return c if c.dtype == out_dtype else c.to(out_dtype)
 
 
-__all__ = ["GemvConfig", "weight_only_gemv", "gemv_out_multiplier", "X_SHIFT", "E4M3_BIT_EXPONENT"]
+__all__ = ["GemvConfig", "weight_only_gemv", "gemv_out_multiplier", "X_SHIFT"]
