@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
 # Final GPU pass: all GPU tests, tune + explain on a SmolLM2-shaped random model, e2e, side-by-side bench.
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)"; } | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_env.sh"
 timeout 120 python3 -m pytest -q -m "gpu or not slow" -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu_tests.txt" | grep -E "^E   .*Error|passed|failed" | head -20
 python3 bench/make_random_llama.py /tmp/rand_smollm2 --layers 2 > /dev/null 2>&1
 export QLINEAR_TUNE_CACHE=$OUT/tuned.json

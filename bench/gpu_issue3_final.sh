@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
 # Issue 3 measurements on the GPU: end-to-end Llama-3.1-8B shape, then every kernel side by side.
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_env.sh"
 timeout 240 python3 -m qlinear.cli bench --e2e --schemes fp8_per_block,fp8_per_channel,int8_per_channel 2>&1 | grep -v "^ *$" | tee "$OUT/e2e.txt"
 timeout 300 python3 -m qlinear.cli bench --preset issue --schemes fp8_per_block,fp8_per_channel,int8_per_channel \
   --m 1,2,4,8,16,64,256,4096 --act-quant --csv "$OUT/bench_issue.csv" --plot "$OUT/bench_issue.png" > "$OUT/bench_issue.txt" 2>&1

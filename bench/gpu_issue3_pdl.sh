@@ -2,11 +2,7 @@
 # Decode W8A8 with in-launch split-K, PDL and TMA weight loads: GPU tests and decode-config sweep
 # (STEP=1), then the decode bench with the new table (STEP=2).
 #   OUT=DIR STEP=1|2 bash bench/gpu_issue3_pdl.sh
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; date -u; } | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_env.sh"
 if [ "${STEP:-1}" = 1 ]; then
   timeout 150 python3 -m pytest -q -m gpu tests/test_gpu.py -k "pdl or graph or tma" 2>&1 | tail -4 | tee "$OUT/gpu_tests.txt"
   timeout 400 python3 bench/sweep_decode.py "$OUT/tuned_new.json" rowwise,block 1,16 2>&1 | grep -v "Error$" | tee "$OUT/sweep.txt"

@@ -2,11 +2,7 @@
 # Issue 4, e4m3 decode GEMV with its swept config: weight-only GPU tests, M=1 bench of the issue
 # shapes (mxfp8_a16, fp8_a16, mxfp8), e2e decode for MXFP8 and fp8_a16.
 #   OUT=DIR bash bench/gpu_issue4_e4m3_final.sh
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_env.sh"
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_triton_kernels.py \
   -k "weight_only or mx or e4m3 or split_k or graph" 2>&1 | tee "$OUT/gpu_tests.txt" | tail -3
 timeout 120 python3 -m qlinear.cli bench --shape 4096x4096 --shape 14336x4096 --shape 4096x14336 --shape 28672x4096 \

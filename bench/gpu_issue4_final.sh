@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
 # Issue 4, final: GPU tests of the new kernels, side-by-side bench on the issue shapes, e2e decode.
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_env.sh"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_triton_kernels.py \
   -k "weight_only or mx or e2m1 or split_k_reduction or binades or w4a4 or graph" 2>&1 | tee "$OUT/gpu_tests.txt" | tail -4
 timeout 200 python3 -m qlinear.cli bench --shape 4096x4096 --shape 14336x4096 --shape 4096x14336 --shape 28672x4096 \
