@@ -211,7 +211,7 @@ def cmd_explain(args) -> int:
         print(f"{p.name:48} {p.out_features:>6}x{p.in_features:<6} {kernels}")
         if p.dispatch:
             why = tuple(
-                (r.label, r.selection.kernel.name + (" (measured by qlinear tune)" if r.selection.measured else "")
+                (r.label, r.selection.kernel.name + (" (measured: qlinear tune or the GPU's built-in default)" if r.selection.measured else "")
                  + (f"\n        note: {r.selection.deviation}" if r.selection.deviation else ""),
                  tuple((x.kernel, x.reason) for x in r.selection.rejected))
                 for r in p.dispatch.routes

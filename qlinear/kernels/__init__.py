@@ -25,8 +25,9 @@ from .scaled_mm_fp8 import CpuScaledMMFp8Kernel, CublasFp8Kernel
 from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel, TritonMxfp8Kernel
 from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16Kernel
 
-# CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 wherever it
-# is correct (not M=1, K/128 % 4 == 0), Triton takes the rest; Triton rowwise FP8 and INT8 win
+# CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 prefill wherever
+# it is correct (not M=1, K/128 % 4 == 0), Triton takes the rest (and decode M=2..64 on the H200, by
+# qlinear.tuning.DEFAULTS); Triton rowwise FP8 and INT8 win
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernel (per-32 scaling per K step) at every M.

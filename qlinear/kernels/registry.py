@@ -93,7 +93,8 @@ class Selection:
         kernel: the chosen kernel class.
         rejected: every candidate tried before it, in priority order, with its reason.
         forced: the backend/kernel name the user forced, if any.
-        measured: True when the kernel won as the measured choice of ``qlinear tune`` (tried first).
+        measured: True when the kernel won as a measured choice (``qlinear tune``'s cache or the GPU's
+            built-in default in :mod:`qlinear.tuning`; tried first).
         deviation: how the chosen kernel's numbers differ from the scheme (see ``LinearKernel.deviation``).
     """
 
@@ -161,7 +162,7 @@ def select_kernel(
         platform: where it will run.
         backend: force a kernel name or backend name; None reads ``QLINEAR_BACKEND``; ``auto`` selects.
         disabled: kernel names to skip, added to ``QLINEAR_DISABLED_KERNELS``.
-        prefer: a kernel name tried first (a measured choice from ``qlinear tune``); it still has
+        prefer: a kernel name tried first (a measured choice, :func:`qlinear.tuning.tuned_choices`); it still has
             to pass every check.
 
     Returns:

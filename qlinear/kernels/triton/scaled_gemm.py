@@ -192,9 +192,6 @@ def _strides(t: torch.Tensor) -> tuple[int, int]:
     return (tuple(t.stride()) + (0, 0))[:2]
 
 
-# Triton 3.6's CPU interpreter truncates fp32 -> bf16 in stores instead of rounding; under it the
-# product is stored in float32 and rounded by PyTorch (compiled kernels round in the store).
-
 PREFETCH_TILES = 2  # K-tiles of each weight row a PDL-launched program asks L2 for before it waits
 _MODES = {"tensor": 0, "token": 1, "channel": 1, "group": 2, "block": 2, "mx": 3}
 
@@ -247,6 +244,8 @@ def scaled_gemm(
     if (am == 3 or bm == 3) and config.block_k != 32:
         raise ValueError(f"MX e8m0 scales (one per 32) need block_k == 32, config has {config.block_k}")
     is_int = b.dtype == torch.int8
+    # Triton 3.6's CPU interpreter truncates fp32 -> bf16 in stores instead of rounding; under it the
+    # product is stored in float32 and rounded by PyTorch (compiled kernels round in the store).
     c = torch.empty((m, n), device=a.device, dtype=torch.float32 if INTERPRETED else out_dtype)
     sa = a_scale if a_scale is not None else b_scale  # a placeholder pointer under quant_a
     x_side = dict(ptr=a, scale=sa, mode=am, rows=1, rows_n=m)
