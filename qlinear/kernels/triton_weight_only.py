@@ -6,8 +6,8 @@ bf16-MMA GEMM (:mod:`.triton.dequant_gemm`, M >= 2).
   GPU: the e2m1 and e4m3 bits are decoded by integer arithmetic, not by FP4/FP8 units. Also runs the W4A4 ``nvfp4`` scheme on GPUs
   without FP4 tensor cores, skipping its activation quantization (``deviation`` says so).
 * ``triton_w8a16``: e4m3 weights with e8m0 scales per 32 (MXFP8) or a per-channel fp32 scale
-  (``fp8_a16``), bf16 activations; sm_89+ (Triton's e4m3 type). Also offered for the W8A8
-  ``mxfp8`` scheme, where it skips the activation quantization; ``qlinear tune`` and the shipped
+  (``fp8_a16``), bf16 activations; sm_89+ (Triton's e4m3 type; the GEMV's e4m3 conversion).
+  Also offered for the W8A8 ``mxfp8`` scheme, where it skips the activation quantization; ``qlinear tune`` and the shipped
   priorities decide per M bucket against the FP8 tensor-core kernel.
 * ``dequant_cublas``: prefill (M > 64) of all of the above: an exact bf16 copy of the weight for
   the call, then cuBLAS bf16.
@@ -212,7 +212,7 @@ class TritonW8A16Kernel(_TritonWeightOnly):
     name = "triton_w8a16"
     element = "e4m3"
     summary = ("Triton W8A16: e4m3 weights (MXFP8 e8m0 per 32, or per-channel); at M=1 a GEMV decoding bytes "
-               "straight to fp32 by integer instructions, above it bf16 MMAs (sm_89+)")
+               "to fp32 by the e4m3 conversion instruction (cvt.rn.f16x2.e4m3x2), above it bf16 MMAs (sm_89+)")
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
