@@ -190,9 +190,9 @@ def test_explain_reads_the_scheme_from_a_checkpoint(tmp_path, capsys):
     layers = {layer["name"]: layer for layer in out["layers"]}
     assert layers["lm_head"]["action"] == "ignore"
     down = layers["model.layers.0.mlp.down_proj"]  # K=320: 3 blocks, which cuBLASLt blockwise gets wrong
-    assert {r["kernel"] for r in down["dispatch"]} == {"triton_fp8_block"}
+    assert [r["kernel"] for r in down["dispatch"]] == ["triton_fp8_block"] * 3 + ["gluon_fp8_block"] * 2
     reasons = {r["kernel"]: r["reason"] for r in down["dispatch"][1]["rejected"]}
-    assert "#166752" in reasons["cublas_fp8_block"]
+    assert "#166752" in reasons["cublas_fp8_block"] and "prefill (M > 64)" in reasons["gluon_fp8_block"]
 
 
 def test_explain_for_another_platform_does_not_warn_about_the_cpu_it_loaded_on(tmp_path, capsys, caplog):
@@ -328,4 +328,4 @@ def test_cli_explain_converts_a_checkpoint(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["scheme"] == "nvfp4_a16->fp8_per_block" and "block_size=128x128" in out["scheme_spec"]
     up = {layer["name"]: layer for layer in out["layers"]}["model.layers.0.mlp.up_proj"]
-    assert {r["kernel"] for r in up["dispatch"]} <= {"triton_fp8_block", "cublas_fp8_block"}
+    assert {r["kernel"] for r in up["dispatch"]} <= {"triton_fp8_block", "cublas_fp8_block", "gluon_fp8_block"}

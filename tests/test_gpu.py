@@ -11,6 +11,7 @@ from qlinear.kernels import (
     CublasFp8Kernel,
     Dispatch,
     EmulationKernel,
+    GluonFp8BlockKernel,
     IntMMInt8Kernel,
     LayerConfig,
     TritonFp8BlockKernel,
@@ -160,6 +161,21 @@ def test_cublas_blockwise_k_block_counts(kblocks, m):
 @pytest.mark.parametrize("m", MS)
 def test_triton_kernels_on_gpu(name, kernel, n, k, m):
     _check(name, kernel, n, k, m)
+
+
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576), (136, 400)])  # K/128 = 32, 12, 4.5, 3.1
+@pytest.mark.parametrize("m", MS)
+def test_gluon_block_fp8_on_gpu(n, k, m):
+    # The kernel computes any M (its dispatch takes M > 64 only); ragged M, N and K come from TMA's
+    # zero fill and clipped stores, odd and even K-tile counts take the two tails of its loop.
+    _check("fp8_per_block", GluonFp8BlockKernel, n, k, m)
+
+
+def test_gluon_block_fp8_refuses_what_tma_cannot_read():
+    config = LayerConfig(SCHEMES["fp8_per_block"], 100, 200, min_m=65)
+    ok, reason = GluonFp8BlockKernel.can_implement(config)
+    assert not ok and "16-byte rows" in reason
+    assert GluonFp8BlockKernel.is_supported(platform_of("cuda"))[0] == (torch.cuda.get_device_capability() == (9, 0))
 
 
 def test_checkpoint_written_on_cpu_runs_on_the_gpu(tmp_path):

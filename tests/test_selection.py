@@ -1,4 +1,5 @@
 """Selection on simulated platforms: never a kernel the platform cannot run; every reason kept."""
+import dataclasses
 import logging
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from qlinear.kernels import (
     OK,
     EmulationKernel,
+    GluonFp8BlockKernel,
     LayerConfig,
     LinearKernel,
     NoKernelError,
@@ -166,7 +168,8 @@ def test_tuned_choices_are_preferences_that_still_pass_every_check(tmp_path, mon
     monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "tuned.json"))
     here = simulated_cuda(90)
     # A made-up timer: cuBLAS blockwise fastest at small M, Triton at large M.
-    fake = {"cublas_fp8_block": lambda m: 10.0 if m <= 64 else 30.0, "triton_fp8_block": lambda m: 20.0}
+    fake = {"cublas_fp8_block": lambda m: 10.0 if m <= 64 else 30.0, "triton_fp8_block": lambda m: 20.0,
+            "gluon_fp8_block": lambda m: 25.0}
     timings = tuning.tune_shape("fp8_per_block", 576, 1536, here, lambda kernel, m: fake[kernel.name](m))
     assert set(timings["1"]) == {"triton_fp8_block"}  # cuBLAS blockwise cannot run M=1
     choice = tuning.fastest(timings)
@@ -210,3 +213,20 @@ def test_h200_defaults_put_block_fp8_decode_on_triton_and_prefill_on_cublas(tmp_
     assert tuning.tuned_choices(other, cfg) is None
     routes = select_dispatch(cfg, other).routes
     assert [r.selection.kernel.name for r in routes][1:] == ["cublas_fp8_block"] * 4
+
+
+def test_gluon_block_fp8_takes_the_prefill_cublas_blockwise_refuses():
+    from qlinear.kernels import select_dispatch
+
+    hopper = simulated_cuda(90)
+    routes = select_dispatch(config("fp8_per_block", 576, 576), hopper).routes  # K/128 = 4.5: cuBLASLt refuses
+    assert [r.selection.kernel.name for r in routes] == ["triton_fp8_block"] * 3 + ["gluon_fp8_block"] * 2
+    decode_reasons = dict((r.kernel, r.reason) for r in routes[1].selection.rejected)
+    assert "prefill (M > 64)" in decode_reasons["gluon_fp8_block"] and "#166752" in decode_reasons["cublas_fp8_block"]
+    aligned = select_dispatch(config("fp8_per_block", 576, 1536), hopper).routes
+    assert [r.selection.kernel.name for r in aligned][3:] == ["cublas_fp8_block"] * 2
+    ragged = select_kernel(dataclasses.replace(config("fp8_per_block", 100, 200), min_m=65), hopper)
+    assert "16-byte rows" in dict((r.kernel, r.reason) for r in ragged.rejected)["gluon_fp8_block"]
+    for other, why in ((simulated_cuda(89), "sm_90+"), (simulated_cuda(100), "sm_90 only")):
+        ok, reason = GluonFp8BlockKernel.is_supported(other)
+        assert not ok and why in reason

@@ -9,6 +9,7 @@ from .base import OK, LayerConfig, LinearKernel, Verdict
 from .cublas_block_fp8 import CublasBlockFp8Kernel
 from .dispatch import M_BUCKETS, Dispatch, Route, select_dispatch
 from .emulation import EmulationKernel
+from .gluon_block_fp8 import GluonFp8BlockKernel
 from .int_mm_int8 import IntMMInt8Kernel
 from .registry import (
     NoKernelError,
@@ -26,7 +27,8 @@ from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt
 from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16Kernel
 
 # CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 prefill wherever
-# it is correct (not M=1, K/128 % 4 == 0), Triton takes the rest (and decode M=2..64 on the H200, by
+# it is correct (not M=1, K/128 % 4 == 0), the Gluon wgmma GEMM takes the other prefill shapes (about
+# twice Triton's rate, h200_issue3.md), Triton the rest (and decode M=2..64 on the H200, by
 # qlinear.tuning.DEFAULTS); Triton rowwise FP8 and INT8 win
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
@@ -37,6 +39,7 @@ for _kernel in (
     CublasNvfp4Kernel,
     CublasMxfp8Kernel,
     CublasBlockFp8Kernel,
+    GluonFp8BlockKernel,
     TritonFp8BlockKernel,
     TritonFp8RowwiseKernel,
     CublasFp8Kernel,
@@ -58,6 +61,7 @@ __all__ = [
     "CublasMxfp8Kernel",
     "CublasNvfp4Kernel",
     "Dispatch",
+    "GluonFp8BlockKernel",
     "Route",
     "TritonFp8BlockKernel",
     "TritonFp8RowwiseKernel",

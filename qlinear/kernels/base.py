@@ -122,6 +122,15 @@ def require_cuda(platform: Platform, capability: int, what: str) -> Verdict:
     return OK
 
 
+def require_cuda_exactly(platform: Platform, capability: int, what: str) -> Verdict:
+    """OK on an NVIDIA GPU of exactly ``capability``: for instructions a later generation dropped
+    (Hopper's wgmma, cuBLASLt's sm_90 blockwise FP8 scaling)."""
+    ok, reason = require_cuda(platform, capability, what)
+    if ok and platform.capability != capability:
+        return False, f"{what} exists on sm_{capability} only, {platform.describe()}"
+    return ok, reason
+
+
 def spec_mismatch(config: LayerConfig, accepted: str, ok: bool) -> Verdict:
     """A uniform rejection message: the scheme's specs against what the kernel accepts."""
     if ok:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..platform import BLOCKWISE_FP8_CUBLAS, Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda_exactly
 from .padding import pad_2d, round_up
 from .triton_w8a8 import TritonFp8BlockKernel, _triton_error
 
@@ -29,11 +29,9 @@ class CublasBlockFp8Kernel(LinearKernel):
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
-        ok, reason = require_cuda(platform, BLOCKWISE_FP8_CUBLAS, "cuBLASLt blockwise FP8")
+        ok, reason = require_cuda_exactly(platform, BLOCKWISE_FP8_CUBLAS, "cuBLASLt blockwise FP8 scaling")
         if not ok:
             return ok, reason
-        if platform.capability != BLOCKWISE_FP8_CUBLAS:
-            return False, f"cuBLASLt blockwise FP8 scaling exists on sm_90 only, {platform.describe()}"
         error = _triton_error()
         return (False, f"activation quantization needs Triton: {error}") if error else OK
 
