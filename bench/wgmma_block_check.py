@@ -1,6 +1,6 @@
 """Block FP8 prefill on Hopper: the Gluon wgmma GEMM against cuBLASLt blockwise, Triton and bf16.
 
-    PYTHONPATH=. python3 bench/wgmma_block_check.py [M] [stages,...] [group_m,...] [block_m:warps,...]
+    PYTHONPATH=. python3 bench/wgmma_block_check.py [M] [stages,...] [group_m,...]
 
 Checks the wgmma GEMM against a float64 dequantize-then-matmul reference on ragged shapes, then
 times at M (default 4096) on the issue's shapes, in one run, ``triton.testing.do_bench`` medians
@@ -57,7 +57,7 @@ def check():
         print(f"check M={m} N={n} K={k}: mean|out-ref|/mean|ref| = {err:.2e} (bf16 rounding of ref {floor:.2e}) {verdict}")
 
 
-def bench(m, stages_list, group_list, tiles):
+def bench(m, stages_list, group_list):
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}; M={m}")
     for n, k in SHAPES:
         copies = max(2, L2_BYTES // (n * k) + 1)
@@ -88,8 +88,8 @@ def bench(m, stages_list, group_list, tiles):
         line = (f"{n}x{k}: bf16 {t_bf16:8.1f} us | cuBLAS blockwise alone {t_cublas:8.1f} us "
                 f"({flops / t_cublas / 1e6:6.0f} TFLOPS) | triton block {t_triton:8.1f} us")
         print(line)
-        for stages, group_m, (block_m, warps) in itertools.product(stages_list, group_list, tiles):
-            opts = dict(stages=stages, group_m=group_m, block_m=block_m, num_warps=warps)
+        for stages, group_m in itertools.product(stages_list, group_list):
+            opts = dict(stages=stages, group_m=group_m)
 
             def gemm():
                 i = nxt()
@@ -109,6 +109,5 @@ if __name__ == "__main__":
     m = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
     stages = [int(v) for v in sys.argv[2].split(",")] if len(sys.argv) > 2 else [4]
     groups = [int(v) for v in sys.argv[3].split(",")] if len(sys.argv) > 3 else [8]
-    tiles = [tuple(int(x) for x in v.split(":")) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else [(128, 8)]
     check()
-    bench(m, stages, groups, tiles)
+    bench(m, stages, groups)

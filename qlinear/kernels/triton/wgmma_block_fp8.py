@@ -1,19 +1,19 @@
-"""Block FP8 GEMM for Hopper in Gluon: async wgmma with the scale promotion off the tensor cores' path.
+"""Block FP8 GEMM for Hopper in Gluon: warp-specialized wgmma, the scale promotion off the tensor cores' path.
 
 ``C [M, N] = sum over K-tiles t of (A_t @ B_t^T) * a_scale[:, t] * b_scale[n // 128, t]`` for
 e4m3 ``A [M, K]`` (1 x 128 activation groups, scales M-major ``[ceil(K/128), M]`` storage) and e4m3
 ``B [N, K]`` (128 x 128 weight blocks, scales ``[ceil(N/128), ceil(K/128)]``), the DeepSeek-V3
 recipe. Each K-tile's product must be scaled before it joins the fp32 sum, so the tensor cores
-would idle while the CUDA cores scale, if the product were awaited right after it was issued (what
-Triton 3.6 compiles ``acc += tl.dot(a, b) * s`` to: ``wgmma.wait_group 0`` per K-tile). Here each
-K-tile's wgmma goes into its own register accumulator and is issued *before* the previous tile's
-product is awaited (``wgmma.wait_group 1``) and promoted, so the next product runs while the last
-is scaled; operands stream through a ring of shared-memory stages filled by TMA.
+idle while the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what
+Triton 3.6 compiles ``acc += tl.dot(a, b) * s`` to: ``wgmma.wait_group 0`` per K-tile). Here, per
+128 x 128 output tile, one producer warp streams A and B through a ring of shared-memory stages by
+TMA (``ready``/``empty`` mbarriers), and two consumer warpgroups, 64 rows each, run on their own:
+each keeps two K-tiles' products in flight and scales one while the other runs, and while one
+warpgroup scales the other's wgmmas keep the tensor cores busy (the structure DeepGEMM uses).
 
-Hopper only (``wgmma`` is sm_90a); 128 x 128 output tiles, 8 warps (two warpgroups of 64 rows).
-TMA needs 16-byte aligned rows: ``K % 16 == 0`` and ``N % 8 == 0`` (bf16 output); ragged M, N and K
-are otherwise handled by TMA's zero fill and clipped stores. The result does not depend on M
-(fixed tiles, no split-K).
+Hopper only (``wgmma`` is sm_90a). TMA needs 16-byte aligned rows: ``K % 16 == 0`` and
+``N % 8 == 0`` (bf16 output); ragged M, N and K are otherwise handled by TMA's zero fill and
+clipped stores. The result does not depend on M (fixed tiles, no split-K).
 """
 from __future__ import annotations
 
@@ -33,17 +33,20 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
-NUM_WARPS = 8
+HALF = BLOCK // 2  # rows per consumer warpgroup
 GROUP_M = 8  # output tiles sharing a weight column, launched together for L2 reuse
 STAGES = 4  # shared-memory ring depth: 4 x 32 KB of operands
+PRODUCER_WARPS = 4  # the launch's own warps; one of them issues the TMA loads
+CONSUMER_REGS = 232  # per thread of each consumer warpgroup (setmaxnreg); the producer gives its registers up
 K_ALIGN, N_ALIGN = 16, 8  # TMA: rows of A/B (e4m3) and of C (bf16) must be 16-byte multiples
 
 
 @gluon.jit
-def _load(a_desc, b_desc, a_smem, b_smem, ready, t, k_tiles, off_m, off_n, STAGES: gl.constexpr):
-    """Start the TMA loads of K-tile ``t`` (if it exists) into its stage of the ring."""
-    if t < k_tiles:
+def _producer(a_desc, b_desc, a_smem, b_smem, ready, empty, off_m, off_n, k_tiles, STAGES: gl.constexpr):
+    """One warp's loop: TMA-load each K-tile of A and B into the ring once both consumers freed its stage."""
+    for t in range(k_tiles):
         stage = t % STAGES
+        mbarrier.wait(empty.index(stage), ((t // STAGES) & 1) ^ 1, pred=t >= STAGES)
         k = t * a_desc.block_type.shape[1]
         mbarrier.expect(ready.index(stage), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(a_desc, [off_m, k], ready.index(stage), a_smem.index(stage))
@@ -51,12 +54,13 @@ def _load(a_desc, b_desc, a_smem, b_smem, ready, t, k_tiles, off_m, off_n, STAGE
 
 
 @gluon.jit
-def _issue(a_smem, b_smem, ready, t, into, STAGES: gl.constexpr):
-    """Wait for K-tile ``t``'s operands and start its product into ``into`` (overwritten, not added to)."""
+def _issue(a_smem, b_smem, ready, t, into, HALF: gl.constexpr, STAGES: gl.constexpr):
+    """Wait for K-tile ``t`` and start this warpgroup's product (its 64 rows of A) into ``into``
+    (overwritten, not added to)."""
     stage = t % STAGES
     mbarrier.wait(ready.index(stage), (t // STAGES) & 1)
-    return warpgroup_mma(a_smem.index(stage), b_smem.index(stage).permute((1, 0)), into, use_acc=False,
-                         is_async=True)
+    a = a_smem.index(stage).slice(HALF * 64, 64, dim=0)
+    return warpgroup_mma(a, b_smem.index(stage).permute((1, 0)), into, use_acc=False, is_async=True)
 
 
 @gluon.jit
@@ -67,13 +71,53 @@ def _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, 
 
 
 @gluon.jit
+def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m, off_n,
+              k_tiles, stride_ask, stride_bsn, HALF: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr):
+    """One warpgroup's 64 rows of the output tile: products of K-tile pairs, scaled and summed in fp32."""
+    BN: gl.constexpr = c_desc.block_type.shape[1]
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
+    block_n = off_n // BN
+    rows = off_m + HALF * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+    row_ok = rows < M
+    acc = gl.zeros([64, BN], gl.float32, layout=mma)
+    x = gl.zeros([64, BN], gl.float32, layout=mma)
+    y = gl.zeros([64, BN], gl.float32, layout=mma)
+    # Two K-tiles in flight: the second runs on the tensor cores while the first is scaled. Both are
+    # awaited inside the iteration: a wgmma still in flight across the loop's back edge made ptxas
+    # serialize every wgmma here (warning C7514); the other warpgroup fills the tensor cores meanwhile.
+    for pair in range(0, k_tiles // 2):
+        t = 2 * pair
+        x = _issue(a_smem, b_smem, ready, t, x, HALF, STAGES)
+        y = _issue(a_smem, b_smem, ready, t + 1, y, HALF, STAGES)
+        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bsn)
+        y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bsn)
+        x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
+        mbarrier.arrive(empty.index(t % STAGES))
+        acc += x * gl.expand_dims(x_scale, 1)
+        y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
+        mbarrier.arrive(empty.index((t + 1) % STAGES))
+        acc += y * gl.expand_dims(y_scale, 1)
+    if k_tiles % 2 == 1:
+        x = _issue(a_smem, b_smem, ready, k_tiles - 1, x, HALF, STAGES)
+        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask, stride_bsn)
+        x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
+        acc += x * gl.expand_dims(x_scale, 1)
+
+    if HAS_BIAS:
+        cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
+        acc += gl.expand_dims(gl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(gl.float32), 0)
+    c_smem.store(acc.to(c_desc.dtype))
+    fence_async_shared()
+    tma.async_copy_shared_to_global(c_desc, [off_m + HALF * 64, off_n], c_smem)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
 def _block_fp8_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_ask, stride_bsn,
                       HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-                      num_warps: gl.constexpr):
-    BM: gl.constexpr = c_desc.block_type.shape[0]
-    BN: gl.constexpr = c_desc.block_type.shape[1]
-    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
-                                                  instr_shape=[16, BN, 32])
+                      CONSUMER_REGS: gl.constexpr):
+    BM: gl.constexpr = a_desc.block_type.shape[0]
+    BN: gl.constexpr = b_desc.block_type.shape[0]
 
     # Grouped tile order: GROUP_M row-tiles walk the same weight columns together (L2 reuse).
     pid = gl.program_id(0)
@@ -82,63 +126,26 @@ def _block_fp8_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr
     first_m = (pid // per_group) * GROUP_M
     rows_in_group = gl.minimum(tiles_m - first_m, GROUP_M)
     off_m = (first_m + (pid % per_group) % rows_in_group) * BM
-    block_n = (pid % per_group) // rows_in_group
-    off_n = block_n * BN
-    rows = off_m + gl.arange(0, BM, layout=gl.SliceLayout(1, mma))
-    row_ok = rows < M
+    off_n = ((pid % per_group) // rows_in_group) * BN
     k_tiles = gl.cdiv(K, a_desc.block_type.shape[1])
 
     a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES] + a_desc.block_type.shape, a_desc.layout)
     b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+    c_top = gl.allocate_shared_memory(c_desc.dtype, c_desc.block_type.shape, c_desc.layout)
+    c_bottom = gl.allocate_shared_memory(c_desc.dtype, c_desc.block_type.shape, c_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for s in gl.static_range(STAGES):
         mbarrier.init(ready.index(s), count=1)
-    for s in gl.static_range(STAGES):
-        _load(a_desc, b_desc, a_smem, b_smem, ready, s, k_tiles, off_m, off_n, STAGES)
+        mbarrier.init(empty.index(s), count=2)  # one arrival per consumer warpgroup
 
-    acc = gl.zeros([BM, BN], gl.float32, layout=mma)
-    # Two product accumulators, x and y, take alternate K-tiles; the loop body is unrolled over a
-    # pair so neither is ever copied while its wgmma is in flight (a copy makes ptxas serialize
-    # every wgmma of the kernel, warning C7514).
-    x = _issue(a_smem, b_smem, ready, 0, gl.zeros([BM, BN], gl.float32, layout=mma), STAGES)
-    x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, 0, stride_ask, stride_bsn)
-    y = gl.zeros([BM, BN], gl.float32, layout=mma)
-    y_scale = x_scale
-    for pair in range(0, (k_tiles - 1) // 2):
-        t = 1 + 2 * pair
-        y = _issue(a_smem, b_smem, ready, t, y, STAGES)
-        y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bsn)
-        x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
-        acc += x * gl.expand_dims(x_scale, 1)
-        # K-tile t-1's product is complete, so its stage is free: refill it STAGES tiles ahead.
-        _load(a_desc, b_desc, a_smem, b_smem, ready, t - 1 + STAGES, k_tiles, off_m, off_n, STAGES)
-        x = _issue(a_smem, b_smem, ready, t + 1, x, STAGES)
-        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bsn)
-        y = warpgroup_mma_wait(num_outstanding=1, deps=(y,))
-        acc += y * gl.expand_dims(y_scale, 1)
-        _load(a_desc, b_desc, a_smem, b_smem, ready, t + STAGES, k_tiles, off_m, off_n, STAGES)
-    if k_tiles % 2 == 0:  # one K-tile left after the pairs
-        last = _issue(a_smem, b_smem, ready, k_tiles - 1, y, STAGES)
-        last_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask,
-                                 stride_bsn)
-        done = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
-        acc += done * gl.expand_dims(x_scale, 1)
-        last = warpgroup_mma_wait(num_outstanding=0, deps=(last,))
-        acc += last * gl.expand_dims(last_scale, 1)
-    else:
-        done = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
-        acc += done * gl.expand_dims(x_scale, 1)
-    for s in gl.static_range(STAGES):
-        mbarrier.invalidate(ready.index(s))
-
-    if HAS_BIAS:
-        cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
-        acc += gl.expand_dims(gl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(gl.float32), 0)
-    c_smem = gl.allocate_shared_memory(c_desc.dtype, c_desc.block_type.shape, c_desc.layout)
-    c_smem.store(acc.to(c_desc.dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(c_desc, [off_m, off_n], c_smem)
-    tma.store_wait(pendings=0)
+    gl.warp_specialize([
+        (_producer, (a_desc, b_desc, a_smem, b_smem, ready, empty, off_m, off_n, k_tiles, STAGES)),
+        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m,
+                     off_n, k_tiles, stride_ask, stride_bsn, 0, HAS_BIAS, STAGES)),
+        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m,
+                     off_n, k_tiles, stride_ask, stride_bsn, 1, HAS_BIAS, STAGES)),
+    ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
 @functools.cache
@@ -147,6 +154,7 @@ def _smem_layout(block: tuple[int, int], dtype) -> gl.NVMMASharedLayout:
 
 
 def _descriptor(t: torch.Tensor, dtype, rows: int = BLOCK) -> TensorDescriptor:
+    """A TMA descriptor loading or storing ``[rows, 128]`` tiles of the 2-D tensor ``t``."""
     return TensorDescriptor.from_tensor(t, [rows, BLOCK], _smem_layout((rows, BLOCK), dtype))
 
 
@@ -158,8 +166,8 @@ def weight_descriptor(b: torch.Tensor) -> TensorDescriptor:
 
 def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
                    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-                   stages: int = STAGES, group_m: int = GROUP_M, block_m: int = BLOCK, num_warps: int = NUM_WARPS,
-                   b_desc: TensorDescriptor | None = None) -> torch.Tensor:
+                   stages: int = STAGES, group_m: int = GROUP_M, b_desc: TensorDescriptor | None = None
+                   ) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with DeepSeek-V3 block scales, on Hopper.
 
     Args:
@@ -170,8 +178,7 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
         b_scale: ``[ceil(N/128), ceil(K/128)]`` fp32 dequant multipliers per 128 x 128 block, contiguous.
         bias: optional ``[N]``.
         out_dtype: bf16 or fp16.
-        stages, group_m, block_m, num_warps: launch options (shared-memory ring depth, tile grouping,
-            rows per tile and warps: 64 rows per warpgroup), for tuning sweeps.
+        stages, group_m: launch options (shared-memory ring depth, tile grouping), for tuning sweeps.
         b_desc: ``weight_descriptor(b)``, when the caller keeps one.
 
     Returns:
@@ -190,10 +197,11 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
                          f"a_scale stride {a_scale.stride()}, b_scale stride {b_scale.stride()}")
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
-    grid = (triton.cdiv(m, block_m) * triton.cdiv(n, BLOCK),)
+    grid = (triton.cdiv(m, BLOCK) * triton.cdiv(n, BLOCK),)
     _block_fp8_kernel[grid](
-        _descriptor(a, gl.float8e4nv, block_m), b_desc or weight_descriptor(b), _descriptor(c, out_gl, block_m),
+        _descriptor(a, gl.float8e4nv), b_desc or weight_descriptor(b), _descriptor(c, out_gl, HALF),
         a_scale, b_scale, bias if bias is not None else c, m, n, k, a_scale.stride(1), b_scale.stride(0),
-        HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, num_warps=num_warps,
+        HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
+        num_warps=PRODUCER_WARPS,
     )
     return c
