@@ -1,7 +1,7 @@
 """Block FP8 prefill on Hopper through the Gluon wgmma GEMM (:mod:`.triton.wgmma_block_fp8`).
 
 Same scheme as ``triton_fp8_block`` (128x128 e4m3 weight blocks x dynamic 1x128 e4m3 activation
-groups), for prefill sizes only: a TMA producer warp and two consumer warpgroups, each K-tile's
+groups), for prefill sizes only: a persistent grid, a TMA producer and two consumer warpgroups, each K-tile's
 product scaled while the next one runs on the tensor cores; about twice the Triton GEMM's rate at
 M = 4096 on an H200 (``bench/results/h200_issue3.md``). cuBLASLt blockwise is faster where it is correct, so it keeps
 the first place; this kernel takes the K that cuBLASLt refuses (ceil(K/128) not a multiple of 4).
@@ -33,7 +33,7 @@ class GluonFp8BlockKernel(LinearKernel):
     name = "gluon_fp8_block"
     backend = "gluon"
     batch_invariant = True  # fixed 128x128 tiles, no split-K: a row's result never depends on M
-    summary = ("Gluon (Triton) Hopper wgmma block FP8, 1x128 A x 128x128 W: TMA producer warp, two consumer "
+    summary = ("Gluon (Triton) Hopper wgmma block FP8, 1x128 A x 128x128 W: persistent, a TMA producer, two consumer "
                "warpgroups scaling each K-tile's product while the next runs; prefill (M > 64)")
 
     @classmethod

@@ -5,11 +5,13 @@ e4m3 ``A [M, K]`` (1 x 128 activation groups, scales M-major ``[ceil(K/128), M]`
 ``B [N, K]`` (128 x 128 weight blocks, scales ``[ceil(N/128), ceil(K/128)]``), the DeepSeek-V3
 recipe. Each K-tile's product must be scaled before it joins the fp32 sum, so the tensor cores
 idle while the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what
-Triton 3.6 compiles ``acc += tl.dot(a, b) * s`` to: ``wgmma.wait_group 0`` per K-tile). Here, per
-128 x 128 output tile, one producer warp streams A and B through a ring of shared-memory stages by
-TMA (``ready``/``empty`` mbarriers), and two consumer warpgroups, 64 rows each, run on their own:
-each keeps two K-tiles' products in flight and scales one while the other runs, and while one
-warpgroup scales the other's wgmmas keep the tensor cores busy (the structure DeepGEMM uses).
+Triton 3.6 compiles ``acc += tl.dot(a, b) * s`` to: ``wgmma.wait_group 0`` per K-tile). Here the
+grid is persistent (one program per SM walking output tiles of 128 x 128); in each program a
+producer (the launch's 4 warps, one thread issuing the copies) streams A and B through a ring of shared-memory stages by TMA (``ready``/``empty``
+mbarriers), running ahead into the next tile, and two consumer warpgroups, 64 rows each, run on
+their own: each keeps two K-tiles' products in flight and scales one while the other runs, and
+while one warpgroup scales, the other's wgmmas keep the tensor cores busy; a tile's TMA store
+drains while the next tile computes (the structure DeepGEMM uses).
 
 Hopper only (``wgmma`` is sm_90a). TMA needs 16-byte aligned rows: ``K % 16 == 0`` and
 ``N % 8 == 0`` (bf16 output); ragged M, N and K are otherwise handled by TMA's zero fill and
@@ -42,23 +44,42 @@ K_ALIGN, N_ALIGN = 16, 8  # TMA: rows of A/B (e4m3) and of C (bf16) must be 16-b
 
 
 @gluon.jit
-def _producer(a_desc, b_desc, a_smem, b_smem, ready, empty, off_m, off_n, k_tiles, STAGES: gl.constexpr):
-    """One warp's loop: TMA-load each K-tile of A and B into the ring once both consumers freed its stage."""
-    for t in range(k_tiles):
-        stage = t % STAGES
-        mbarrier.wait(empty.index(stage), ((t // STAGES) & 1) ^ 1, pred=t >= STAGES)
-        k = t * a_desc.block_type.shape[1]
-        mbarrier.expect(ready.index(stage), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(a_desc, [off_m, k], ready.index(stage), a_smem.index(stage))
-        tma.async_copy_global_to_shared(b_desc, [off_n, k], ready.index(stage), b_smem.index(stage))
+def _tile_origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
+    """Output tile number -> its first row and column. GROUP_M row-tiles walk the same weight
+    columns together, so tiles computed at the same time share weight tiles in L2."""
+    tiles_m = gl.cdiv(M, BM)
+    per_group = GROUP_M * gl.cdiv(N, BN)
+    first_m = (tile // per_group) * GROUP_M
+    rows_in_group = gl.minimum(tiles_m - first_m, GROUP_M)
+    return (first_m + (tile % per_group) % rows_in_group) * BM, ((tile % per_group) // rows_in_group) * BN
 
 
 @gluon.jit
-def _issue(a_smem, b_smem, ready, t, into, HALF: gl.constexpr, STAGES: gl.constexpr):
-    """Wait for K-tile ``t`` and start this warpgroup's product (its 64 rows of A) into ``into``
-    (overwritten, not added to)."""
-    stage = t % STAGES
-    mbarrier.wait(ready.index(stage), (t // STAGES) & 1)
+def _producer(a_desc, b_desc, a_smem, b_smem, ready, empty, M, N, k_tiles, tiles,
+              STAGES: gl.constexpr, GROUP_M: gl.constexpr):
+    """The producer: TMA-load every K-tile of this program's output tiles into the ring, each stage once
+    both consumers have freed it, running ahead into the next output tile while they finish one."""
+    BM: gl.constexpr = a_desc.block_type.shape[0]
+    BN: gl.constexpr = b_desc.block_type.shape[0]
+    BK: gl.constexpr = a_desc.block_type.shape[1]
+    step = 0
+    for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
+        off_m, off_n = _tile_origin(tile, M, N, BM, BN, GROUP_M)
+        for t in range(k_tiles):
+            stage = step % STAGES
+            mbarrier.wait(empty.index(stage), ((step // STAGES) & 1) ^ 1, pred=step >= STAGES)
+            mbarrier.expect(ready.index(stage), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+            tma.async_copy_global_to_shared(a_desc, [off_m, t * BK], ready.index(stage), a_smem.index(stage))
+            tma.async_copy_global_to_shared(b_desc, [off_n, t * BK], ready.index(stage), b_smem.index(stage))
+            step += 1
+
+
+@gluon.jit
+def _issue(a_smem, b_smem, ready, step, into, HALF: gl.constexpr, STAGES: gl.constexpr):
+    """Wait for the ring's ``step``-th K-tile and start this warpgroup's product (its 64 rows of A)
+    into ``into`` (overwritten, not added to)."""
+    stage = step % STAGES
+    mbarrier.wait(ready.index(stage), (step // STAGES) & 1)
     a = a_smem.index(stage).slice(HALF * 64, 64, dim=0)
     return warpgroup_mma(a, b_smem.index(stage).permute((1, 0)), into, use_acc=False, is_async=True)
 
@@ -71,44 +92,53 @@ def _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, 
 
 
 @gluon.jit
-def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m, off_n,
-              k_tiles, stride_ask, stride_bsn, HALF: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr):
-    """One warpgroup's 64 rows of the output tile: products of K-tile pairs, scaled and summed in fp32."""
+def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, k_tiles, tiles,
+              stride_ask, stride_bsn, HALF: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr,
+              GROUP_M: gl.constexpr):
+    """One warpgroup: 64 rows of each of this program's output tiles, products of K-tile pairs
+    scaled and summed in fp32; a tile's store drains while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
-    block_n = off_n // BN
-    rows = off_m + HALF * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
-    row_ok = rows < M
-    acc = gl.zeros([64, BN], gl.float32, layout=mma)
-    x = gl.zeros([64, BN], gl.float32, layout=mma)
-    y = gl.zeros([64, BN], gl.float32, layout=mma)
-    # Two K-tiles in flight: the second runs on the tensor cores while the first is scaled. Both are
-    # awaited inside the iteration: a wgmma still in flight across the loop's back edge made ptxas
-    # serialize every wgmma here (warning C7514); the other warpgroup fills the tensor cores meanwhile.
-    for pair in range(0, k_tiles // 2):
-        t = 2 * pair
-        x = _issue(a_smem, b_smem, ready, t, x, HALF, STAGES)
-        y = _issue(a_smem, b_smem, ready, t + 1, y, HALF, STAGES)
-        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bsn)
-        y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bsn)
-        x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
-        mbarrier.arrive(empty.index(t % STAGES))
-        acc += x * gl.expand_dims(x_scale, 1)
-        y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
-        mbarrier.arrive(empty.index((t + 1) % STAGES))
-        acc += y * gl.expand_dims(y_scale, 1)
-    if k_tiles % 2 == 1:
-        x = _issue(a_smem, b_smem, ready, k_tiles - 1, x, HALF, STAGES)
-        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask, stride_bsn)
-        x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
-        acc += x * gl.expand_dims(x_scale, 1)
+    base = 0
+    for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
+        off_m, off_n = _tile_origin(tile, M, N, 2 * c_desc.block_type.shape[0], BN, GROUP_M)
+        block_n = off_n // BN
+        rows = off_m + HALF * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+        row_ok = rows < M
+        acc = gl.zeros([64, BN], gl.float32, layout=mma)
+        x = gl.zeros([64, BN], gl.float32, layout=mma)
+        y = gl.zeros([64, BN], gl.float32, layout=mma)
+        # Two K-tiles in flight: the second runs on the tensor cores while the first is scaled. Both
+        # are awaited inside the iteration: a wgmma in flight across a loop's back edge made ptxas
+        # serialize every wgmma (warning C7514); the other warpgroup fills the tensor cores meanwhile.
+        for pair in range(0, k_tiles // 2):
+            t = 2 * pair
+            x = _issue(a_smem, b_smem, ready, base + t, x, HALF, STAGES)
+            y = _issue(a_smem, b_smem, ready, base + t + 1, y, HALF, STAGES)
+            x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bsn)
+            y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bsn)
+            x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
+            mbarrier.arrive(empty.index((base + t) % STAGES))
+            acc += x * gl.expand_dims(x_scale, 1)
+            y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
+            mbarrier.arrive(empty.index((base + t + 1) % STAGES))
+            acc += y * gl.expand_dims(y_scale, 1)
+        if k_tiles % 2 == 1:
+            x = _issue(a_smem, b_smem, ready, base + k_tiles - 1, x, HALF, STAGES)
+            x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask,
+                                  stride_bsn)
+            x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
+            mbarrier.arrive(empty.index((base + k_tiles - 1) % STAGES))
+            acc += x * gl.expand_dims(x_scale, 1)
+        base += k_tiles
 
-    if HAS_BIAS:
-        cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
-        acc += gl.expand_dims(gl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(gl.float32), 0)
-    c_smem.store(acc.to(c_desc.dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(c_desc, [off_m + HALF * 64, off_n], c_smem)
+        if HAS_BIAS:
+            cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
+            acc += gl.expand_dims(gl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(gl.float32), 0)
+        tma.store_wait(pendings=0)  # the previous tile's store has read c_smem
+        c_smem.store(acc.to(c_desc.dtype))
+        fence_async_shared()
+        tma.async_copy_shared_to_global(c_desc, [off_m + HALF * 64, off_n], c_smem)
     tma.store_wait(pendings=0)
 
 
@@ -116,18 +146,9 @@ def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale
 def _block_fp8_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_ask, stride_bsn,
                       HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                       CONSUMER_REGS: gl.constexpr):
-    BM: gl.constexpr = a_desc.block_type.shape[0]
-    BN: gl.constexpr = b_desc.block_type.shape[0]
-
-    # Grouped tile order: GROUP_M row-tiles walk the same weight columns together (L2 reuse).
-    pid = gl.program_id(0)
-    tiles_m = gl.cdiv(M, BM)
-    per_group = GROUP_M * gl.cdiv(N, BN)
-    first_m = (pid // per_group) * GROUP_M
-    rows_in_group = gl.minimum(tiles_m - first_m, GROUP_M)
-    off_m = (first_m + (pid % per_group) % rows_in_group) * BM
-    off_n = ((pid % per_group) // rows_in_group) * BN
+    # Persistent: program p computes output tiles p, p + P, p + 2P, ... (P programs, one per SM).
     k_tiles = gl.cdiv(K, a_desc.block_type.shape[1])
+    tiles = gl.cdiv(M, a_desc.block_type.shape[0]) * gl.cdiv(N, b_desc.block_type.shape[0])
 
     a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES] + a_desc.block_type.shape, a_desc.layout)
     b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
@@ -140,12 +161,17 @@ def _block_fp8_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr
         mbarrier.init(empty.index(s), count=2)  # one arrival per consumer warpgroup
 
     gl.warp_specialize([
-        (_producer, (a_desc, b_desc, a_smem, b_smem, ready, empty, off_m, off_n, k_tiles, STAGES)),
-        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m,
-                     off_n, k_tiles, stride_ask, stride_bsn, 0, HAS_BIAS, STAGES)),
-        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, off_m,
-                     off_n, k_tiles, stride_ask, stride_bsn, 1, HAS_BIAS, STAGES)),
+        (_producer, (a_desc, b_desc, a_smem, b_smem, ready, empty, M, N, k_tiles, tiles, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, k_tiles,
+                     tiles, stride_ask, stride_bsn, 0, HAS_BIAS, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, k_tiles,
+                     tiles, stride_ask, stride_bsn, 1, HAS_BIAS, STAGES, GROUP_M)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 @functools.cache
@@ -197,7 +223,7 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
                          f"a_scale stride {a_scale.stride()}, b_scale stride {b_scale.stride()}")
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
-    grid = (triton.cdiv(m, BLOCK) * triton.cdiv(n, BLOCK),)
+    grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, BLOCK), _multiprocessors(a.device)),)
     _block_fp8_kernel[grid](
         _descriptor(a, gl.float8e4nv), b_desc or weight_descriptor(b), _descriptor(c, out_gl, HALF),
         a_scale, b_scale, bias if bias is not None else c, m, n, k, a_scale.stride(1), b_scale.stride(0),
