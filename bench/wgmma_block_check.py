@@ -19,7 +19,7 @@ import triton
 from qlinear.kernels.triton.act_quant import quantize_per_group
 from qlinear.kernels.triton.configs import pick_config
 from qlinear.kernels.triton.scaled_gemm import scaled_gemm
-from qlinear.kernels.triton.wgmma_block_fp8 import block_fp8_gemm
+from qlinear.kernels.triton.wgmma_gemm import block_fp8_gemm
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096), (7168, 16384)]
 L2_BYTES = 60 * 2**20

@@ -12,6 +12,7 @@ from qlinear.kernels import (
     Dispatch,
     EmulationKernel,
     GluonFp8BlockKernel,
+    GluonMxfp8Kernel,
     IntMMInt8Kernel,
     LayerConfig,
     TritonFp8BlockKernel,
@@ -169,6 +170,13 @@ def test_gluon_block_fp8_on_gpu(n, k, m):
     # The kernel computes any M (its dispatch takes M > 64 only); ragged M, N and K come from TMA's
     # zero fill and clipped stores, odd and even K-tile counts take the two tails of its loop.
     _check("fp8_per_block", GluonFp8BlockKernel, n, k, m)
+
+
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576), (136, 416)])  # K/128 = 32, 12, 4.5, 3.25
+@pytest.mark.parametrize("m", MS)
+def test_gluon_mxfp8_on_gpu(n, k, m):
+    # 32-deep products, each with its own e8m0 row and column scales; MX tiles are 128 x 64.
+    _check("mxfp8", GluonMxfp8Kernel, n, k, m)
 
 
 def test_gluon_block_fp8_refuses_what_tma_cannot_read():

@@ -230,3 +230,13 @@ def test_gluon_block_fp8_takes_the_prefill_cublas_blockwise_refuses():
     for other, why in ((simulated_cuda(89), "sm_90+"), (simulated_cuda(100), "sm_90 only")):
         ok, reason = GluonFp8BlockKernel.is_supported(other)
         assert not ok and why in reason
+
+
+def test_gluon_mxfp8_is_the_exact_w8a8_prefill_after_the_weight_only_kernels():
+    hopper = simulated_cuda(90)
+    prefill = dataclasses.replace(config("mxfp8"), min_m=65)
+    weight_only = ["dequant_cublas", "triton_w8a16"]
+    assert select_kernel(prefill, hopper).kernel.name == "dequant_cublas"
+    assert select_kernel(prefill, hopper, disabled=weight_only).kernel.name == "gluon_mxfp8"
+    ragged = select_kernel(dataclasses.replace(config("mxfp8", 576, 200), min_m=65), hopper, disabled=weight_only)
+    assert "K % 32 == 0" in dict((r.kernel, r.reason) for r in ragged.rejected)["gluon_mxfp8"]

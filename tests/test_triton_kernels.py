@@ -314,7 +314,7 @@ def test_pdl_only_at_decode_sizes_on_sm90_compiled(monkeypatch):
 
 
 def test_wgmma_block_gemm_refuses_layouts_tma_cannot_read():
-    from qlinear.kernels.triton.wgmma_block_fp8 import block_fp8_gemm
+    from qlinear.kernels.triton.wgmma_gemm import block_fp8_gemm
 
     a = torch.zeros(4, 200, dtype=torch.float8_e4m3fn)  # K = 200: rows of 200 bytes are not 16-byte multiples
     b = torch.zeros(64, 200, dtype=torch.float8_e4m3fn)

@@ -1,0 +1,110 @@
+"""Prefill on Hopper's FP8 tensor cores through the Gluon wgmma GEMM (:mod:`.triton.wgmma_gemm`):
+a persistent grid, a TMA producer and two consumer warpgroups, each K step's product scaled while
+the next one runs on the tensor cores. Prefill sizes only (M > 64): decode streams the weight in
+the Triton kernels.
+
+* ``gluon_fp8_block``: 128x128 e4m3 weight blocks x dynamic 1x128 e4m3 activation groups; about
+  twice the Triton GEMM's rate at M = 4096 on an H200 (``bench/results/h200_issue3.md``).
+  cuBLASLt blockwise is faster where it is correct, so it keeps the first place; this kernel takes
+  the K that cuBLASLt refuses (ceil(K/128) not a multiple of 4).
+* ``gluon_mxfp8``: MXFP8 (OCP MX) weights x dynamic MXFP8 activations, e8m0 scales per 32 on both,
+  each 32-deep product scaled on its own (``bench/results/h200_issue4.md``).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..platform import Platform
+from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda_exactly
+from .triton_w8a8 import TritonFp8BlockKernel, TritonMxfp8Kernel
+
+WGMMA_CAPABILITY = 90  # wgmma is sm_90a only: Blackwell replaced it (tcgen05)
+DECODE_MAX_M = 64  # 128-row tiles; decode sizes stream the weight in the Triton kernels instead
+
+
+@functools.cache
+def _gluon_error() -> str:
+    try:
+        from .triton import wgmma_gemm  # noqa: F401
+    except ImportError as err:
+        return f"Triton's Gluon Hopper API is not importable ({err})"
+    return ""
+
+
+class _GluonWgmma(LinearKernel):
+    backend = "gluon"
+    batch_invariant = True  # fixed tiles, no split-K: a row's result never depends on M
+    same_scheme_as: type[LinearKernel]  # the Triton kernel whose can_implement defines the scheme
+    k_align: int  # TMA's 16 bytes, or whole MX groups
+
+    @classmethod
+    def is_supported(cls, platform: Platform) -> Verdict:
+        ok, reason = require_cuda_exactly(platform, WGMMA_CAPABILITY, "Hopper wgmma")
+        if not ok:
+            return ok, reason
+        error = _gluon_error()
+        return (False, error) if error else OK
+
+    @classmethod
+    def can_implement(cls, config: LayerConfig) -> Verdict:
+        from .triton.wgmma_gemm import N_ALIGN
+
+        ok, reason = cls.same_scheme_as.can_implement(config)
+        if not ok:
+            return ok, reason
+        if config.min_m <= DECODE_MAX_M:
+            return False, f"128-row tiles are for prefill (M > {DECODE_MAX_M}); decode streams the weight elsewhere"
+        if config.in_features % cls.k_align or config.out_features % N_ALIGN:
+            return False, (f"needs K % {cls.k_align} == 0 and N % {N_ALIGN} == 0 (TMA reads 16-byte rows), "
+                           f"layer is N={config.out_features}, K={config.in_features}")
+        return OK
+
+
+class GluonFp8BlockKernel(_GluonWgmma):
+    name = "gluon_fp8_block"
+    summary = ("Gluon (Triton) Hopper wgmma block FP8, 1x128 A x 128x128 W: persistent, a TMA producer, two consumer "
+               "warpgroups scaling each K-tile's product while the next runs; prefill (M > 64)")
+    same_scheme_as = TritonFp8BlockKernel
+    k_align = 16
+
+    def prepare(self, layer) -> None:
+        from .triton.wgmma_gemm import weight_descriptor
+
+        self.weight_scale = layer.weight_scale.float().contiguous()  # checkpoints may hold bf16 block scales
+        self.weight_desc = weight_descriptor(layer.weight)
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from .triton.act_quant import quantize_per_group
+        from .triton.wgmma_gemm import block_fp8_gemm
+
+        q, s = quantize_per_group(x.contiguous(), 128, m_major=True)
+        return block_fp8_gemm(q, s, layer.weight, self.weight_scale, bias, _out_dtype(x),
+                              b_desc=self.weight_desc).to(x.dtype)
+
+
+class GluonMxfp8Kernel(_GluonWgmma):
+    name = "gluon_mxfp8"
+    summary = ("Gluon (Triton) Hopper wgmma MXFP8 W8A8: e8m0 scales per 32 applied to each 32-deep product while "
+               "the next runs; fused MXFP8 quantization; prefill (M > 64)")
+    same_scheme_as = TritonMxfp8Kernel
+    k_align = 32
+
+    def prepare(self, layer) -> None:
+        from .triton.wgmma_gemm import weight_descriptor
+
+        self.weight_scale_t = layer.weight_scale.t().contiguous()  # [K/32, N]: a tile's columns in one load
+        self.weight_desc = weight_descriptor(layer.weight, mx=True)
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from .triton.act_quant import quantize_per_group
+        from .triton.wgmma_gemm import mxfp8_gemm
+
+        q, s = quantize_per_group(x.contiguous(), 32, m_major=True, e8m0=True)
+        return mxfp8_gemm(q, s, layer.weight, self.weight_scale_t, bias, _out_dtype(x),
+                          b_desc=self.weight_desc).to(x.dtype)
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
