@@ -38,6 +38,8 @@ class _GluonWgmma(LinearKernel):
     batch_invariant = True  # fixed tiles, no split-K: a row's result never depends on M
     same_scheme_as: type[LinearKernel]  # the Triton kernel whose can_implement defines the scheme
     k_align: int  # TMA's 16 bytes, or whole MX groups
+    group: int  # activation quantization group along K
+    mx: bool  # e8m0 scales per 32 (mxfp8_gemm) rather than fp32 block scales (block_fp8_gemm)
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
@@ -62,26 +64,32 @@ class _GluonWgmma(LinearKernel):
         return OK
 
 
+    def prepare(self, layer) -> None:
+        from .triton.wgmma_gemm import weight_descriptor
+
+        self.weight_scale = self.kernel_scales(layer.weight_scale)
+        self.weight_desc = weight_descriptor(layer.weight, mx=self.mx)
+
+    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        from .triton.act_quant import quantize_per_group
+        from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm
+
+        q, s = quantize_per_group(x.contiguous(), self.group, m_major=True, e8m0=self.mx)
+        out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+        gemm = mxfp8_gemm if self.mx else block_fp8_gemm
+        return gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_desc=self.weight_desc).to(x.dtype)
+
+
 class GluonFp8BlockKernel(_GluonWgmma):
     name = "gluon_fp8_block"
     summary = ("Gluon (Triton) Hopper wgmma block FP8, 1x128 A x 128x128 W: persistent, a TMA producer, two consumer "
                "warpgroups scaling each K-tile's product while the next runs; prefill (M > 64)")
     same_scheme_as = TritonFp8BlockKernel
-    k_align = 16
+    k_align, group, mx = 16, 128, False
 
-    def prepare(self, layer) -> None:
-        from .triton.wgmma_gemm import weight_descriptor
-
-        self.weight_scale = layer.weight_scale.float().contiguous()  # checkpoints may hold bf16 block scales
-        self.weight_desc = weight_descriptor(layer.weight)
-
-    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        from .triton.act_quant import quantize_per_group
-        from .triton.wgmma_gemm import block_fp8_gemm
-
-        q, s = quantize_per_group(x.contiguous(), 128, m_major=True)
-        return block_fp8_gemm(q, s, layer.weight, self.weight_scale, bias, _out_dtype(x),
-                              b_desc=self.weight_desc).to(x.dtype)
+    @staticmethod
+    def kernel_scales(weight_scale: torch.Tensor) -> torch.Tensor:
+        return weight_scale.float().contiguous()  # checkpoints may hold bf16 block scales
 
 
 class GluonMxfp8Kernel(_GluonWgmma):
@@ -89,22 +97,8 @@ class GluonMxfp8Kernel(_GluonWgmma):
     summary = ("Gluon (Triton) Hopper wgmma MXFP8 W8A8: e8m0 scales per 32 applied to each 32-deep product while "
                "the next runs; fused MXFP8 quantization; prefill (M > 64)")
     same_scheme_as = TritonMxfp8Kernel
-    k_align = 32
+    k_align, group, mx = 32, 32, True
 
-    def prepare(self, layer) -> None:
-        from .triton.wgmma_gemm import weight_descriptor
-
-        self.weight_scale_t = layer.weight_scale.t().contiguous()  # [K/32, N]: a tile's columns in one load
-        self.weight_desc = weight_descriptor(layer.weight, mx=True)
-
-    def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        from .triton.act_quant import quantize_per_group
-        from .triton.wgmma_gemm import mxfp8_gemm
-
-        q, s = quantize_per_group(x.contiguous(), 32, m_major=True, e8m0=True)
-        return mxfp8_gemm(q, s, layer.weight, self.weight_scale_t, bias, _out_dtype(x),
-                          b_desc=self.weight_desc).to(x.dtype)
-
-
-def _out_dtype(x: torch.Tensor) -> torch.dtype:
-    return x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+    @staticmethod
+    def kernel_scales(weight_scale: torch.Tensor) -> torch.Tensor:
+        return weight_scale.t().contiguous()  # [K/32, N]: a tile's column scales in one load
