@@ -80,12 +80,12 @@ def _producer(a_desc, b_desc, a_smem, b_smem, ready, empty, M, N, k_tiles, tiles
 
 
 @gluon.jit
-def _issue(a_smem, b_smem, ready, step, into, HALF: gl.constexpr, STAGES: gl.constexpr):
-    """Wait for the ring's ``step``-th K-tile and start this warpgroup's product (its 64 rows of A)
-    into ``into`` (overwritten, not added to)."""
+def _issue(a_smem, b_smem, ready, step, into, PART: gl.constexpr, STAGES: gl.constexpr):
+    """Wait for the ring's ``step``-th K-tile and start this warpgroup's product (rows 64 * PART to
+    64 * PART + 63 of A's tile) into ``into`` (overwritten, not added to)."""
     stage = step % STAGES
     mbarrier.wait(ready.index(stage), (step // STAGES) & 1)
-    a = a_smem.index(stage).slice(HALF * 64, 64, dim=0)
+    a = a_smem.index(stage).slice(PART * 64, 64, dim=0)
     return warpgroup_mma(a, b_smem.index(stage).permute((1, 0)), into, use_acc=False, is_async=True)
 
 
@@ -105,7 +105,7 @@ def _e8m0(e):
 
 @gluon.jit
 def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, base, k_tiles,
-                    stride_ask, stride_bs, mma: gl.constexpr, HALF: gl.constexpr, STAGES: gl.constexpr):
+                    stride_ask, stride_bs, mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
     """1x128 x 128x128 block scales: one scale per row per K-tile."""
     BN: gl.constexpr = mma.instr_shape[1]
     acc = gl.zeros([64, BN], gl.float32, layout=mma)
@@ -116,8 +116,8 @@ def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows
     # every wgmma (warning C7514); the other warpgroup fills the tensor cores meanwhile.
     for pair in range(0, k_tiles // 2):
         t = 2 * pair
-        x = _issue(a_smem, b_smem, ready, base + t, x, HALF, STAGES)
-        y = _issue(a_smem, b_smem, ready, base + t + 1, y, HALF, STAGES)
+        x = _issue(a_smem, b_smem, ready, base + t, x, PART, STAGES)
+        y = _issue(a_smem, b_smem, ready, base + t + 1, y, PART, STAGES)
         x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bs)
         y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bs)
         x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
@@ -127,7 +127,7 @@ def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows
         mbarrier.arrive(empty.index((base + t + 1) % STAGES))
         acc += y * gl.expand_dims(y_scale, 1)
     if k_tiles % 2 == 1:
-        x = _issue(a_smem, b_smem, ready, base + k_tiles - 1, x, HALF, STAGES)
+        x = _issue(a_smem, b_smem, ready, base + k_tiles - 1, x, PART, STAGES)
         x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask, stride_bs)
         x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
         mbarrier.arrive(empty.index((base + k_tiles - 1) % STAGES))
@@ -160,7 +160,7 @@ def _mx_pair(a, b, x, y, acc, h: gl.constexpr, x_rows, x_cols, y_rows, y_cols):
 
 @gluon.jit
 def _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, base, k_tiles,
-                 k_groups, stride_ask, stride_bs, mma: gl.constexpr, HALF: gl.constexpr, STAGES: gl.constexpr):
+                 k_groups, stride_ask, stride_bs, mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
     """OCP MX: e8m0 scales per 32 along K on both operands, so each 32-deep product (one wgmma
     instruction) is scaled on its own, two in flight, the second running while the first is scaled.
     A K-tile's four groups of scale vectors are loaded before its operands are awaited (their outer
@@ -181,7 +181,7 @@ def _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, r
                             stride_bs)
         stage = (base + t) % STAGES
         mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
-        a = a_smem.index(stage).slice(HALF * 64, 64, dim=0)
+        a = a_smem.index(stage).slice(PART * 64, 64, dim=0)
         b = b_smem.index(stage)
         x, y, acc = _mx_pair(a, b, x, y, acc, 0, r0, c0, r1, c1)
         x, y, acc = _mx_pair(a, b, x, y, acc, 1, r2, c2, r3, c3)
@@ -191,23 +191,23 @@ def _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, r
 
 @gluon.jit
 def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, k_tiles, tiles,
-              stride_ask, stride_bs, HALF: gl.constexpr, MX: gl.constexpr, HAS_BIAS: gl.constexpr,
+              stride_ask, stride_bs, PART: gl.constexpr, MX: gl.constexpr, HAS_BIAS: gl.constexpr,
               STAGES: gl.constexpr, GROUP_M: gl.constexpr):
-    """One warpgroup: 64 rows of each of this program's output tiles, each K step's product scaled
-    and summed in fp32; a tile's store drains while the next tile computes."""
+    """One warpgroup (PART 0 or 1): its 64 rows of each of this program's output tiles, each K
+    step's product scaled and summed in fp32; a tile's store drains while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
     base = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, 2 * c_desc.block_type.shape[0], BN, GROUP_M)
-        rows = off_m + HALF * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+        rows = off_m + PART * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
         cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
         if MX:
             acc = _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, rows < M, cols,
-                               cols < N, base, k_tiles, K // 32, stride_ask, stride_bs, mma, HALF, STAGES)
+                               cols < N, base, k_tiles, K // 32, stride_ask, stride_bs, mma, PART, STAGES)
         else:
             acc = _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, rows < M, off_n // BN,
-                                  base, k_tiles, stride_ask, stride_bs, mma, HALF, STAGES)
+                                  base, k_tiles, stride_ask, stride_bs, mma, PART, STAGES)
         base += k_tiles
 
         if HAS_BIAS:
@@ -215,7 +215,7 @@ def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale
         tma.store_wait(pendings=0)  # the previous tile's store has read c_smem
         c_smem.store(acc.to(c_desc.dtype))
         fence_async_shared()
-        tma.async_copy_shared_to_global(c_desc, [off_m + HALF * 64, off_n], c_smem)
+        tma.async_copy_shared_to_global(c_desc, [off_m + PART * 64, off_n], c_smem)
     tma.store_wait(pendings=0)
 
 
