@@ -220,7 +220,7 @@ def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale
 
 
 @gluon.jit
-def _block_fp8_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_ask, stride_bs,
+def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_ask, stride_bs,
                       MX: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                       CONSUMER_REGS: gl.constexpr):
     # Persistent: program p computes output tiles p, p + P, p + 2P, ... (P programs, one per SM).
@@ -285,7 +285,7 @@ def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, 
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
     grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
-    _block_fp8_kernel[grid](
+    _wgmma_gemm_kernel[grid](
         _descriptor(a, gl.float8e4nv), b_desc or weight_descriptor(b, mx), _descriptor(c, out_gl, HALF, block_n),
         a_scale, b_scale, bias if bias is not None else c, m, n, k, a_scale.stride(1), b_scale.stride(0),
         MX=mx, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
