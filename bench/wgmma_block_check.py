@@ -16,41 +16,32 @@ import sys
 import torch
 import triton
 
+from qlinear.formats import QuantizedTensor, dequantize, quantize
 from qlinear.kernels.triton.act_quant import quantize_per_group
 from qlinear.kernels.triton.configs import pick_config
 from qlinear.kernels.triton.scaled_gemm import scaled_gemm
 from qlinear.kernels.triton.wgmma_gemm import block_fp8_gemm
+from qlinear.schemes import SCHEMES
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096), (7168, 16384)]
 L2_BYTES = 60 * 2**20
 
 
-def quantized_weight(n, k, device="cuda"):
-    w = torch.randn(n, k, device=device) * 0.02
-    nb, kb = triton.cdiv(n, 128), triton.cdiv(k, 128)
-    pad = torch.zeros(nb * 128, kb * 128, device=device)
-    pad[:n, :k] = w
-    amax = pad.view(nb, 128, kb, 128).abs().amax(dim=(1, 3)).clamp_min(1e-12)
-    scale = amax / 448.0
-    q = (pad.view(nb, 128, kb, 128) / scale[:, None, :, None]).view(nb * 128, kb * 128)[:n, :k]
-    return q.to(torch.float8_e4m3fn).contiguous(), scale.contiguous()
-
-
-def reference(q, s, wq, ws):
-    m, k = q.shape
-    a = q.double() * s.double().repeat_interleave(128, dim=1)[:, :k]
-    b = wq.double() * ws.double().repeat_interleave(128, 0).repeat_interleave(128, 1)[: wq.shape[0], :k]
-    return a @ b.T
+def block_weight(n, k) -> QuantizedTensor:
+    """A random ``[N, K]`` weight in qlinear's 128x128-block e4m3 format (``qlinear.formats``)."""
+    return quantize(torch.randn(n, k, device="cuda") * 0.02, SCHEMES["fp8_per_block"].weight)
 
 
 def check():
     for m, n, k in [(1, 576, 576), (83, 192, 576), (257, 1536, 576), (200, 576, 1536), (130, 136, 400), (4096, 4096, 4096)]:
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        wq, ws = quantized_weight(n, k)
+        qw = block_weight(n, k)
         bias = torch.randn(n, device="cuda", dtype=torch.bfloat16)
         q, s = quantize_per_group(x, 128, m_major=True)
-        ref = reference(q, s, wq, ws) + bias.double()
-        out = block_fp8_gemm(q, s, wq, ws, bias).double()
+        # the exact operands: the kernel's own quantized activations and the dequantized weight
+        a = q.double() * s.double().repeat_interleave(128, dim=1)[:, :k]
+        ref = a @ dequantize(qw, torch.float64).T + bias.double()
+        out = block_fp8_gemm(q, s, qw.data, qw.scale, bias).double()
         err = ((out - ref).abs().mean() / ref.abs().mean()).item()
         floor = ((ref.to(torch.bfloat16).double() - ref).abs().mean() / ref.abs().mean()).item()
         verdict = "ok" if err < floor + 1e-3 else "FAIL"
@@ -61,7 +52,7 @@ def bench(m, stages_list, group_list):
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}; M={m}")
     for n, k in SHAPES:
         copies = max(2, L2_BYTES // (n * k) + 1)
-        weights = [quantized_weight(n, k) for _ in range(copies)]
+        weights = [(qw.data, qw.scale) for qw in (block_weight(n, k) for _ in range(copies))]
         xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
         quantized = [quantize_per_group(x, 128, m_major=True) for x in xs]
         bf16 = [w.to(torch.bfloat16) for w, _ in weights]
@@ -104,6 +95,7 @@ def bench(m, stages_list, group_list):
             print(f"    wgmma {opts}: GEMM {t_g:8.1f} us ({flops / t_g / 1e6:6.0f} TFLOPS, "
                   f"{t_cublas / t_g:.2f}x cuBLAS) | with act quant {t_q:8.1f} us: {t_cublas / t_q:.2f}x cuBLAS "
                   f"alone, {t_bf16 / t_q:.2f}x bf16")
+
 
 if __name__ == "__main__":
     m = int(sys.argv[1]) if len(sys.argv) > 1 else 4096

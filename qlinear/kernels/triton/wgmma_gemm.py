@@ -41,7 +41,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
 HALF = BLOCK // 2  # rows per consumer warpgroup
 GROUP_M = 8  # output tiles sharing a weight column, launched together for L2 reuse
-STAGES = 4  # shared-memory ring depth: 4 x 32 KB of operands
+STAGES = 4  # shared-memory ring depth: 4 stages of A and B tiles (32 KB each; 24 KB with MX tiles)
 PRODUCER_WARPS = 4  # the launch's own warps; one of them issues the TMA loads
 CONSUMER_REGS = 232  # per thread of each consumer warpgroup (setmaxnreg); the producer gives its registers up
 MX_BLOCK_N = 64  # MX output tiles are 128 x 64: a thread's column scales and addresses of 128 would spill
