@@ -16,7 +16,9 @@ from .base import LayerConfig, LinearKernel, m_range_label
 from .modes import batch_invariant_mode
 from .registry import Selection, select_kernel
 
-M_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 16), (17, 64), (65, 1024), (1025, None))
+DECODE_MAX_M = 64  # decode buckets end here; prefill-only kernels (large tiles, dequantized weight) start above
+M_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (1, 1), (2, 16), (17, DECODE_MAX_M), (DECODE_MAX_M + 1, 1024), (1025, None))
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import torch
 
 from ..platform import Platform
 from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda_exactly
+from .dispatch import DECODE_MAX_M
 from .triton_w8a8 import TritonFp8BlockKernel, TritonMxfp8Kernel
 
 WGMMA_CAPABILITY = 90  # wgmma is sm_90a only: Blackwell replaced it (tcgen05)
-DECODE_MAX_M = 64  # 128-row tiles; decode sizes stream the weight in the Triton kernels instead
 
 
 @functools.cache

@@ -25,6 +25,7 @@ import torch
 from ..formats.e8m0 import E8M0_BIAS
 from ..platform import FP8_TENSOR_CORES, Platform
 from .base import LayerConfig, LinearKernel, Verdict, spec_mismatch
+from .dispatch import DECODE_MAX_M
 from .modes import batch_invariant_mode
 from .triton_w8a8 import _cuda_triton
 
@@ -224,7 +225,7 @@ class TritonW8A16Kernel(_TritonWeightOnly):
                                     "MXFP8 or per-channel e4m3 weights (W8A16; MXFP8 W8A8 runs as W8A16)")
 
 
-PREFILL_MIN_M = 65  # the first prefill bucket of .dispatch.M_BUCKETS
+PREFILL_MIN_M = DECODE_MAX_M + 1
 
 
 class DequantMMKernel(_WeightOnly):
