@@ -37,7 +37,7 @@ def check():
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
         qw = block_weight(n, k)
         bias = torch.randn(n, device="cuda", dtype=torch.bfloat16)
-        q, s = quantize_per_group(x, 128, m_major=True)
+        q, s = quantize_per_group(x, 128, m_major=True, tma_aligned=True)
         # the exact operands: the kernel's own quantized activations and the dequantized weight
         a = q.double() * s.double().repeat_interleave(128, dim=1)[:, :k]
         ref = a @ dequantize(qw, torch.float64).T + bias.double()
@@ -54,7 +54,7 @@ def bench(m, stages_list, group_list):
         copies = max(2, L2_BYTES // (n * k) + 1)
         weights = [(qw.data, qw.scale) for qw in (block_weight(n, k) for _ in range(copies))]
         xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
-        quantized = [quantize_per_group(x, 128, m_major=True) for x in xs]
+        quantized = [quantize_per_group(x, 128, m_major=True, tma_aligned=True) for x in xs]
         bf16 = [w.to(torch.bfloat16) for w, _ in weights]
         it = {"i": 0}
 
@@ -88,7 +88,7 @@ def bench(m, stages_list, group_list):
 
             def with_quant():
                 i = nxt()
-                q, s = quantize_per_group(xs[i], 128, m_major=True)
+                q, s = quantize_per_group(xs[i], 128, m_major=True, tma_aligned=True)
                 return block_fp8_gemm(q, s, weights[i][0], weights[i][1], **opts)
 
             t_g, t_q = timed(gemm), timed(with_quant)

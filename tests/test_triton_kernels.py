@@ -30,11 +30,15 @@ def test_activation_quantization_is_bit_identical_to_formats(m, k):
         q, s = quantize_per_token(x, dtype)
         ref = quantize(x, spec)
         assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
-    ref = quantize(x, SCHEMES["fp8_per_block"].activation)
-    for m_major in (False, True):
-        q, s = quantize_per_group(x, 128, m_major=m_major)
-        assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
-        assert s.stride(0) == (1 if m_major else s.shape[1])
+    for name, group, e8m0, per_16_bytes in [("fp8_per_block", 128, False, 4), ("mxfp8", 32, True, 16)]:
+        if k % group:
+            continue
+        ref = quantize(x, SCHEMES[name].activation)
+        for m_major, tma_aligned in [(False, False), (True, False), (True, True)]:
+            q, s = quantize_per_group(x, group, m_major=m_major, tma_aligned=tma_aligned, e8m0=e8m0)
+            assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
+            m_stride = -(-m // per_16_bytes) * per_16_bytes if tma_aligned else m
+            assert s.stride() == ((1, m_stride) if m_major else (s.shape[1], 1))
 
 
 def test_e4m3_rounding_carries_into_the_exponent():
@@ -321,3 +325,26 @@ def test_wgmma_block_gemm_refuses_layouts_tma_cannot_read():
     scales = torch.ones(2, 4).t()
     with pytest.raises(ValueError, match="K % 16 == 0"):
         block_fp8_gemm(a, scales, b, torch.ones(1, 2))
+
+
+def test_wgmma_gemms_refuse_scales_tma_cannot_read():
+    from qlinear.kernels.triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm
+
+    a = torch.zeros(5, 256, dtype=torch.float8_e4m3fn)
+    b = torch.zeros(64, 256, dtype=torch.float8_e4m3fn)
+    unaligned = torch.ones(2, 5).t()  # M-major, but a 20-byte stride: TMA needs 16-byte multiples
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        block_fp8_gemm(a, unaligned, b, torch.ones(1, 2))
+    aligned_e8m0 = torch.full((8, 16), 127, dtype=torch.uint8)[:, :5].t()
+    weight_e8m0 = torch.full((64, 8), 127, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="fp32 for MX"):  # undecoded e8m0 weight scales
+        mxfp8_gemm(a, aligned_e8m0, b, weight_e8m0.t().contiguous())
+
+
+def test_mx_weight_scales_are_the_decoded_e8m0_transposed():
+    from qlinear.kernels.triton.wgmma_gemm import mx_weight_scales
+
+    stored = torch.tensor([[0, 127, 130], [120, 254, 1]], dtype=torch.uint8)  # [N=2, K/32=3]
+    scales = mx_weight_scales(stored)
+    assert scales.dtype == torch.float32 and scales.is_contiguous()
+    assert scales.tolist() == [[2.0**-127, 2.0**-7], [1.0, 2.0**127], [8.0, 2.0**-126]]

@@ -65,19 +65,19 @@ class _GluonWgmma(LinearKernel):
 
 
     def prepare(self, layer) -> None:
-        from .triton.wgmma_gemm import weight_descriptor
+        from .triton.wgmma_gemm import weight_descriptors
 
         self.weight_scale = self.kernel_scales(layer.weight_scale)
-        self.weight_desc = weight_descriptor(layer.weight, mx=self.mx)
+        self.weight_descs = weight_descriptors(layer.weight, self.weight_scale, mx=self.mx)
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         from .triton.act_quant import quantize_per_group
         from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm
 
-        q, s = quantize_per_group(x.contiguous(), self.group, m_major=True, e8m0=self.mx)
+        q, s = quantize_per_group(x.contiguous(), self.group, m_major=True, tma_aligned=True, e8m0=self.mx)
         out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
         gemm = mxfp8_gemm if self.mx else block_fp8_gemm
-        return gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_desc=self.weight_desc).to(x.dtype)
+        return gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs).to(x.dtype)
 
 
 class GluonFp8BlockKernel(_GluonWgmma):
@@ -101,4 +101,6 @@ class GluonMxfp8Kernel(_GluonWgmma):
 
     @staticmethod
     def kernel_scales(weight_scale: torch.Tensor) -> torch.Tensor:
-        return weight_scale.t().contiguous()  # [K/32, N]: a tile's column scales in one load
+        from .triton.wgmma_gemm import mx_weight_scales
+
+        return mx_weight_scales(weight_scale)

@@ -141,20 +141,25 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     return q, s
 
 
-def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False,
+def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False, tma_aligned: bool = False,
                        e8m0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)])``, one scale per 1 x ``group``.
 
     Scales are fp32 dequant multipliers, or with ``e8m0=True`` (MXFP8, ``group=32``) uint8 e8m0
-    exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``).
+    exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
+    ``tma_aligned=True`` with it rounds that stride up to 16 bytes, so TMA can load the scales of
+    a row tile (``scale.stride() == (1, M rounded up)``, the padding left unwritten).
     """
     m, k = x.shape
     groups = triton.cdiv(k, group)
     q = torch.empty((m, k), device=x.device, dtype=torch.float8_e4m3fn)
     sdtype = torch.uint8 if e8m0 else torch.float32
-    s = torch.empty((groups, m), device=x.device, dtype=sdtype).t() if m_major else torch.empty(
-        (m, groups), device=x.device, dtype=sdtype
-    )
+    if m_major:
+        per_16_bytes = 16 // sdtype.itemsize
+        stride = -(-m // per_16_bytes) * per_16_bytes if tma_aligned else m
+        s = torch.empty((groups, stride), device=x.device, dtype=sdtype)[:, :m].t()
+    else:
+        s = torch.empty((m, groups), device=x.device, dtype=sdtype)
     gpb = min(16, triton.next_power_of_2(groups))
     block_m = max(1, min(16, 8192 // (gpb * group)))  # about 8192 elements (16 KB of bf16) per program
     grid = (triton.cdiv(m, block_m), triton.cdiv(groups, gpb))

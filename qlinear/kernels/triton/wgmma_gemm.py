@@ -11,15 +11,17 @@ Each K step's product must be scaled before it joins the fp32 sum, so the tensor
 the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what Triton 3.6
 compiles ``acc += tl.dot(a, b) * s`` to: ``wgmma.wait_group 0`` per K-tile). Here the grid is
 persistent (one program per SM walking output tiles); in each program a producer (the launch's 4
-warps, one thread issuing the copies) streams A and B through a ring of shared-memory stages by
-TMA (``ready``/``empty`` mbarriers), running ahead into the next tile, and two consumer
+warps, one thread issuing the copies) streams A and B, with A's scales (and MX weight scales),
+through a ring of shared-memory stages by TMA (``ready``/``empty`` mbarriers), running ahead into
+the next tile, so no consumer waits on a global load of its scales; two consumer
 warpgroups, 64 rows each, run on their own: each keeps two products in flight and scales one
 while the other runs, and while one warpgroup scales, the other's wgmmas keep the tensor cores
 busy; a tile's TMA store drains while the next tile computes (the structure DeepGEMM uses).
 
 Hopper only (``wgmma`` is sm_90a). TMA needs 16-byte aligned rows: ``K % 16 == 0`` and
-``N % 8 == 0`` (bf16 output); ragged M, N and K are otherwise handled by TMA's zero fill and
-clipped stores. The result does not depend on M (fixed tiles, no split-K).
+``N % 8 == 0`` (bf16 output), and M-major activation scales whose stride is padded to 16 bytes
+(``quantize_per_group(..., tma_aligned=True)``); ragged M, N and K are otherwise handled by TMA's
+zero fill and clipped stores. The result does not depend on M (fixed tiles, no split-K).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+from ...formats import e8m0
 
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
 HALF = BLOCK // 2  # rows per consumer warpgroup
@@ -60,22 +64,31 @@ def _tile_origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.con
 
 
 @gluon.jit
-def _producer(a_desc, b_desc, a_smem, b_smem, ready, empty, M, N, k_tiles, tiles,
-              STAGES: gl.constexpr, GROUP_M: gl.constexpr):
-    """The producer: TMA-load every K-tile of this program's output tiles into the ring, each stage once
-    both consumers have freed it, running ahead into the next output tile while they finish one."""
+def _producer(a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles, tiles,
+              MX: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr):
+    """The producer: TMA-load every K-tile of this program's output tiles, with its activation scales
+    (and MX weight scales), into the ring, each stage once both consumers have freed it, running
+    ahead into the next output tile while they finish one."""
     BM: gl.constexpr = a_desc.block_type.shape[0]
     BN: gl.constexpr = b_desc.block_type.shape[0]
     BK: gl.constexpr = a_desc.block_type.shape[1]
+    SCALES_PER_TILE: gl.constexpr = as_desc.block_type.shape[0]  # scale groups along K per K-tile
+    nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes + as_desc.block_type.nbytes + (
+        bs_desc.block_type.nbytes if MX else 0)
     step = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, BM, BN, GROUP_M)
         for t in range(k_tiles):
             stage = step % STAGES
             mbarrier.wait(empty.index(stage), ((step // STAGES) & 1) ^ 1, pred=step >= STAGES)
-            mbarrier.expect(ready.index(stage), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+            mbarrier.expect(ready.index(stage), nbytes)
             tma.async_copy_global_to_shared(a_desc, [off_m, t * BK], ready.index(stage), a_smem.index(stage))
             tma.async_copy_global_to_shared(b_desc, [off_n, t * BK], ready.index(stage), b_smem.index(stage))
+            tma.async_copy_global_to_shared(as_desc, [t * SCALES_PER_TILE, off_m], ready.index(stage),
+                                            as_smem.index(stage))
+            if MX:
+                tma.async_copy_global_to_shared(bs_desc, [t * SCALES_PER_TILE, off_n], ready.index(stage),
+                                                bs_smem.index(stage))
             step += 1
 
 
@@ -90,24 +103,40 @@ def _issue(a_smem, b_smem, ready, step, into, PART: gl.constexpr, STAGES: gl.con
 
 
 @gluon.jit
-def _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bs):
+def _scale_vector(smem, stage, g: gl.constexpr, start: gl.constexpr, length: gl.constexpr, layout: gl.constexpr):
+    """Scales ``start .. start + length - 1`` of scale group ``g`` of the K-tile in ``stage``: the
+    unswizzled ``[groups, cols]`` tile read as the flat array it is (an NVMMA layout has no rank-1 views)."""
+    tile = smem.index(stage)
+    cols: gl.constexpr = tile.type.shape[1]
+    flat = tile._reinterpret(tile.dtype, [tile.type.shape[0] * cols], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    return flat.slice(g * cols + start, length).load(layout)
+
+
+@gluon.jit
+def _row_scales(as_smem, stage, g: gl.constexpr, PART: gl.constexpr, layout: gl.constexpr):
+    """This warpgroup's 64 activation-row scales of scale group ``g`` of the K-tile in ``stage``."""
+    return _scale_vector(as_smem, stage, g, PART * 64, 64, layout)
+
+
+@gluon.jit
+def _tile_scale(as_smem, stage, b_scale_ptr, block_n, t, stride_bs, PART: gl.constexpr, layout: gl.constexpr):
     """Per-row multiplier of K-tile ``t``'s product: activation group scale x weight block scale."""
-    a_scale = gl.load(a_scale_ptr + t * stride_ask + rows, mask=row_ok, other=0.0)
-    return a_scale * gl.load(b_scale_ptr + block_n * stride_bs + t)
+    return _row_scales(as_smem, stage, 0, PART, layout) * gl.load(b_scale_ptr + block_n * stride_bs + t)
 
 
 @gluon.jit
 def _e8m0(e):
     """e8m0 bytes -> their fp32 values ``2**(e - 127)`` (the fp32 with exponent field e; e = 0, which
-    only all-zero groups carry, gives 0)."""
+    only all-zero groups and TMA's zero fill past M, N and K carry, gives 0)."""
     return (e.to(gl.int32) << 23).to(gl.float32, bitcast=True)
 
 
 @gluon.jit
-def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, base, k_tiles,
-                    stride_ask, stride_bs, mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
+def _mainloop_block(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block_n, base, k_tiles, stride_bs,
+                    mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
     """1x128 x 128x128 block scales: one scale per row per K-tile."""
     BN: gl.constexpr = mma.instr_shape[1]
+    rows: gl.constexpr = gl.SliceLayout(1, mma)
     acc = gl.zeros([64, BN], gl.float32, layout=mma)
     x = gl.zeros([64, BN], gl.float32, layout=mma)
     y = gl.zeros([64, BN], gl.float32, layout=mma)
@@ -118,8 +147,8 @@ def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows
         t = 2 * pair
         x = _issue(a_smem, b_smem, ready, base + t, x, PART, STAGES)
         y = _issue(a_smem, b_smem, ready, base + t + 1, y, PART, STAGES)
-        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t, stride_ask, stride_bs)
-        y_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, t + 1, stride_ask, stride_bs)
+        x_scale = _tile_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, rows)
+        y_scale = _tile_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART, rows)
         x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
         mbarrier.arrive(empty.index((base + t) % STAGES))
         acc += x * gl.expand_dims(x_scale, 1)
@@ -127,71 +156,73 @@ def _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows
         mbarrier.arrive(empty.index((base + t + 1) % STAGES))
         acc += y * gl.expand_dims(y_scale, 1)
     if k_tiles % 2 == 1:
-        x = _issue(a_smem, b_smem, ready, base + k_tiles - 1, x, PART, STAGES)
-        x_scale = _tile_scale(a_scale_ptr, b_scale_ptr, rows, row_ok, block_n, k_tiles - 1, stride_ask, stride_bs)
+        last = base + k_tiles - 1
+        x = _issue(a_smem, b_smem, ready, last, x, PART, STAGES)
+        x_scale = _tile_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, rows)
         x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
-        mbarrier.arrive(empty.index((base + k_tiles - 1) % STAGES))
+        mbarrier.arrive(empty.index(last % STAGES))
         acc += x * gl.expand_dims(x_scale, 1)
     return acc
 
 
 @gluon.jit
-def _mx_scales(a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, g, k_groups, stride_ask, stride_bs):
-    """Row and column multipliers of 32-group ``g``'s product (e8m0 scales of A's rows and B's rows);
-    groups past K (the zero-filled end of the last K-tile) get scale 0."""
-    a_scale = _e8m0(gl.load(a_scale_ptr + g * stride_ask + rows, mask=row_ok & (g < k_groups), other=0))
-    b_scale = _e8m0(gl.load(b_scale_ptr + g * stride_bs + cols, mask=col_ok & (g < k_groups), other=0))
+def _mx_scales(as_smem, bs_smem, stage, g: gl.constexpr, PART: gl.constexpr, mma: gl.constexpr):
+    """Row and column multipliers of 32-group ``g``'s product in the K-tile in ``stage`` (A's e8m0
+    scales, B's decoded to fp32 when the layer was prepared)."""
+    a_scale = _e8m0(_row_scales(as_smem, stage, g, PART, gl.SliceLayout(1, mma)))
+    b_scale = _scale_vector(bs_smem, stage, g, 0, mma.instr_shape[1], gl.SliceLayout(0, mma))
     return gl.expand_dims(a_scale, 1), gl.expand_dims(b_scale, 0)
 
 
 @gluon.jit
-def _mx_pair(a, b, x, y, acc, h: gl.constexpr, x_rows, x_cols, y_rows, y_cols):
-    """Products of 32-groups 2h and 2h+1 of a K-tile, the second running while the first is scaled."""
-    x = warpgroup_mma(a.slice(64 * h, 32, dim=1), b.slice(64 * h, 32, dim=1).permute((1, 0)), x,
-                      use_acc=False, is_async=True)
-    y = warpgroup_mma(a.slice(64 * h + 32, 32, dim=1), b.slice(64 * h + 32, 32, dim=1).permute((1, 0)), y,
-                      use_acc=False, is_async=True)
-    x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
-    acc += x * x_cols * x_rows
-    y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
-    acc += y * y_cols * y_rows
-    return x, y, acc
+def _mx_mma(a, b, g: gl.constexpr, into):
+    """Start the product of 32-group ``g`` of a K-tile (one wgmma) into ``into`` (overwritten)."""
+    return warpgroup_mma(a.slice(32 * g, 32, dim=1), b.slice(32 * g, 32, dim=1).permute((1, 0)), into,
+                         use_acc=False, is_async=True)
 
 
 @gluon.jit
-def _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, base, k_tiles,
-                 k_groups, stride_ask, stride_bs, mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
+def _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles,
+                 mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
     """OCP MX: e8m0 scales per 32 along K on both operands, so each 32-deep product (one wgmma
-    instruction) is scaled on its own, two in flight, the second running while the first is scaled.
-    A K-tile's four groups of scale vectors are loaded before its operands are awaited (their outer
-    products are formed per element as they are applied: whole [64, BN] products would not fit)."""
+    instruction) is scaled on its own, two in flight: while one is scaled the next runs.
+    The scales arrive with the operands (TMA, zero past M, N and K: those products count 0)."""
     BN: gl.constexpr = mma.instr_shape[1]
     gl.static_assert(a_smem.type.shape[2] == 128, "four 32-groups per K-tile")
     acc = gl.zeros([64, BN], gl.float32, layout=mma)
     x = gl.zeros([64, BN], gl.float32, layout=mma)
     y = gl.zeros([64, BN], gl.float32, layout=mma)
     for t in range(k_tiles):
-        g = 4 * t
-        r0, c0 = _mx_scales(a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, g, k_groups, stride_ask, stride_bs)
-        r1, c1 = _mx_scales(a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, g + 1, k_groups, stride_ask,
-                            stride_bs)
-        r2, c2 = _mx_scales(a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, g + 2, k_groups, stride_ask,
-                            stride_bs)
-        r3, c3 = _mx_scales(a_scale_ptr, b_scale_ptr, rows, row_ok, cols, col_ok, g + 3, k_groups, stride_ask,
-                            stride_bs)
         stage = (base + t) % STAGES
         mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
         a = a_smem.index(stage).slice(PART * 64, 64, dim=0)
         b = b_smem.index(stage)
-        x, y, acc = _mx_pair(a, b, x, y, acc, 0, r0, c0, r1, c1)
-        x, y, acc = _mx_pair(a, b, x, y, acc, 1, r2, c2, r3, c3)
+        x = _mx_mma(a, b, 0, x)
+        y = _mx_mma(a, b, 1, y)
+        rows, cols = _mx_scales(as_smem, bs_smem, stage, 0, PART, mma)
+        x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
+        acc += x * cols * rows
+        # Group 2 goes into x's registers, so x must be scaled before it starts: that keeps the
+        # scaling between the waits (without the reuse, ptxas moved it below the next wait and
+        # a warpgroup's tensor work and its scaling took turns).
+        x = _mx_mma(a, b, 2, x)
+        rows, cols = _mx_scales(as_smem, bs_smem, stage, 1, PART, mma)
+        y = warpgroup_mma_wait(num_outstanding=1, deps=(y,))
+        acc += y * cols * rows
+        y = _mx_mma(a, b, 3, y)
+        rows, cols = _mx_scales(as_smem, bs_smem, stage, 2, PART, mma)
+        x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
+        acc += x * cols * rows
+        rows, cols = _mx_scales(as_smem, bs_smem, stage, 3, PART, mma)
+        y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
         mbarrier.arrive(empty.index(stage))
+        acc += y * cols * rows
     return acc
 
 
 @gluon.jit
-def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, k_tiles, tiles,
-              stride_ask, stride_bs, PART: gl.constexpr, MX: gl.constexpr, HAS_BIAS: gl.constexpr,
+def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, b_scale_ptr, bias_ptr, M, N, k_tiles,
+              tiles, stride_bs, PART: gl.constexpr, MX: gl.constexpr, HAS_BIAS: gl.constexpr,
               STAGES: gl.constexpr, GROUP_M: gl.constexpr):
     """One warpgroup (PART 0 or 1): its 64 rows of each of this program's output tiles, each K
     step's product scaled and summed in fp32; a tile's store drains while the next tile computes."""
@@ -200,17 +231,15 @@ def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale
     base = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, 2 * c_desc.block_type.shape[0], BN, GROUP_M)
-        rows = off_m + PART * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
-        cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
         if MX:
-            acc = _mainloop_mx(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, rows < M, cols,
-                               cols < N, base, k_tiles, K // 32, stride_ask, stride_bs, mma, PART, STAGES)
+            acc = _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles, mma, PART, STAGES)
         else:
-            acc = _mainloop_block(a_smem, b_smem, ready, empty, a_scale_ptr, b_scale_ptr, rows, rows < M, off_n // BN,
-                                  base, k_tiles, stride_ask, stride_bs, mma, PART, STAGES)
+            acc = _mainloop_block(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // BN, base, k_tiles,
+                                  stride_bs, mma, PART, STAGES)
         base += k_tiles
 
         if HAS_BIAS:
+            cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             acc += gl.expand_dims(gl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(gl.float32), 0)
         tma.store_wait(pendings=0)  # the previous tile's store has read c_smem
         c_smem.store(acc.to(c_desc.dtype))
@@ -220,15 +249,20 @@ def _consumer(a_smem, b_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale
 
 
 @gluon.jit
-def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_ask, stride_bs,
-                      MX: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-                      CONSUMER_REGS: gl.constexpr):
+def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, b_scale_ptr, bias_ptr, M, N, K, stride_bs,
+                       MX: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
+                       CONSUMER_REGS: gl.constexpr):
     # Persistent: program p computes output tiles p, p + P, p + 2P, ... (P programs, one per SM).
     k_tiles = gl.cdiv(K, a_desc.block_type.shape[1])
     tiles = gl.cdiv(M, a_desc.block_type.shape[0]) * gl.cdiv(N, b_desc.block_type.shape[0])
 
     a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES] + a_desc.block_type.shape, a_desc.layout)
     b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+    as_smem = gl.allocate_shared_memory(as_desc.dtype, [STAGES] + as_desc.block_type.shape, as_desc.layout)
+    if MX:
+        bs_smem = gl.allocate_shared_memory(bs_desc.dtype, [STAGES] + bs_desc.block_type.shape, bs_desc.layout)
+    else:  # block weight scales are one number per K-tile, read by the consumers from global memory
+        bs_smem = as_smem
     c_top = gl.allocate_shared_memory(c_desc.dtype, c_desc.block_type.shape, c_desc.layout)
     c_bottom = gl.allocate_shared_memory(c_desc.dtype, c_desc.block_type.shape, c_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -238,11 +272,12 @@ def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, a_scale_ptr, b_scale_ptr, bias_pt
         mbarrier.init(empty.index(s), count=2)  # one arrival per consumer warpgroup
 
     gl.warp_specialize([
-        (_producer, (a_desc, b_desc, a_smem, b_smem, ready, empty, M, N, k_tiles, tiles, STAGES, GROUP_M)),
-        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K,
-                     k_tiles, tiles, stride_ask, stride_bs, 0, MX, HAS_BIAS, STAGES, GROUP_M)),
-        (_consumer, (a_smem, b_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K,
-                     k_tiles, tiles, stride_ask, stride_bs, 1, MX, HAS_BIAS, STAGES, GROUP_M)),
+        (_producer, (a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles,
+                     tiles, MX, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_top, b_scale_ptr, bias_ptr, M, N,
+                     k_tiles, tiles, stride_bs, 0, MX, HAS_BIAS, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_bottom, b_scale_ptr, bias_ptr, M, N,
+                     k_tiles, tiles, stride_bs, 1, MX, HAS_BIAS, STAGES, GROUP_M)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -261,33 +296,55 @@ def _descriptor(t: torch.Tensor, dtype, rows: int = BLOCK, cols: int = BLOCK) ->
     return TensorDescriptor.from_tensor(t, [rows, cols], _smem_layout((rows, cols), dtype))
 
 
-def weight_descriptor(b: torch.Tensor, mx: bool = False) -> TensorDescriptor:
-    """The TMA descriptor of an e4m3 weight ``[N, K]`` for :func:`block_fp8_gemm` (or, ``mx=True``,
-    :func:`mxfp8_gemm`); built once per layer: building descriptors costs microseconds of host time
-    per call."""
-    return _descriptor(b, gl.float8e4nv, MX_BLOCK_N if mx else BLOCK)
+def _scale_descriptor(scale_t: torch.Tensor, groups: int, cols: int) -> TensorDescriptor:
+    """A TMA descriptor loading ``[groups, cols]`` tiles of scales stored ``[K groups, M or N]``;
+    unswizzled, since the consumers read them as vectors, not as MMA operands."""
+    bits = scale_t.element_size() * 8
+    return TensorDescriptor.from_tensor(scale_t, [groups, cols], gl.NVMMASharedLayout(0, bits, rank=2))
 
 
-def _check_layout(what: str, a, a_scale, b, b_scale) -> None:
+def mx_weight_scales(weight_scale: torch.Tensor) -> torch.Tensor:
+    """MXFP8 weight scales ``[N, K/32]`` uint8 e8m0 -> ``[K/32, N]`` fp32 ``2**(e - 127)``, the layout
+    :func:`mxfp8_gemm` reads (made once per layer: decoded here, the GEMM's threads load each
+    column's multiplier instead of extracting and shifting bytes per 32-group)."""
+    return e8m0.decode(weight_scale).t().contiguous()
+
+
+def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, mx: bool = False) -> tuple:
+    """The TMA descriptors of an e4m3 weight ``[N, K]`` (and, ``mx=True``, of its scales from
+    :func:`mx_weight_scales`) for :func:`block_fp8_gemm` or :func:`mxfp8_gemm`; built once per layer:
+    building descriptors costs microseconds of host time per call."""
+    if not mx:
+        return _descriptor(b, gl.float8e4nv, BLOCK), None
+    return _descriptor(b, gl.float8e4nv, MX_BLOCK_N), _scale_descriptor(b_scale, BLOCK // 32, MX_BLOCK_N)
+
+
+def _check_layout(what: str, a, a_scale, b, b_scale, mx: bool) -> None:
     k, n = a.shape[1], b.shape[0]
+    scale_rows_ok = a_scale.stride(1) * a_scale.element_size() % 16 == 0
+    if mx:
+        scale_rows_ok &= b_scale.dtype == torch.float32 and b_scale.stride(0) * 4 % 16 == 0
     if (k % K_ALIGN or n % N_ALIGN or a.stride(1) != 1 or b.stride(1) != 1 or a_scale.stride(0) != 1
-            or b_scale.stride(1) != 1):
+            or b_scale.stride(1) != 1 or not scale_rows_ok):
         raise ValueError(f"{what} needs K % {K_ALIGN} == 0, N % {N_ALIGN} == 0, K-contiguous operands, M-major "
-                         "activation scales and row-contiguous weight scales; got "
+                         "activation scales and row-contiguous weight scales (fp32 for MX) whose rows TMA reads "
+                         "(16-byte aligned strides); got "
                          f"a {tuple(a.shape)} stride {a.stride()}, b {tuple(b.shape)} stride {b.stride()}, "
                          f"a_scale stride {a_scale.stride()}, b_scale stride {b_scale.stride()}")
 
 
-def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, b_desc) -> torch.Tensor:
+def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, b_descs) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
     block_n = MX_BLOCK_N if mx else BLOCK
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
+    b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, mx)
+    as_desc = _scale_descriptor(a_scale.t(), BLOCK // 32 if mx else 1, BLOCK)
     grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
     _wgmma_gemm_kernel[grid](
-        _descriptor(a, gl.float8e4nv), b_desc or weight_descriptor(b, mx), _descriptor(c, out_gl, HALF, block_n),
-        a_scale, b_scale, bias if bias is not None else c, m, n, k, a_scale.stride(1), b_scale.stride(0),
+        _descriptor(a, gl.float8e4nv), b_desc, _descriptor(c, out_gl, HALF, block_n), as_desc, bs_desc or as_desc,
+        b_scale, bias if bias is not None else c, m, n, k, b_scale.stride(0),
         MX=mx, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
         num_warps=PRODUCER_WARPS,
     )
@@ -296,20 +353,21 @@ def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, 
 
 def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
                    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-                   stages: int = STAGES, group_m: int = GROUP_M, b_desc: TensorDescriptor | None = None
+                   stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None
                    ) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with DeepSeek-V3 block scales, on Hopper.
 
     Args:
         a: ``[M, K]`` e4m3, K contiguous; ``K % 16 == 0``.
-        a_scale: ``[M, ceil(K/128)]`` fp32 dequant multipliers per 1 x 128 group, M-major
-            (``stride(0) == 1``, what ``quantize_per_group(..., m_major=True)`` writes).
+        a_scale: ``[M, ceil(K/128)]`` fp32 dequant multipliers per 1 x 128 group, M-major with a
+            16-byte aligned stride (``stride == (1, M rounded up to 4)``, what
+            ``quantize_per_group(..., m_major=True, tma_aligned=True)`` writes).
         b: ``[N, K]`` e4m3 weight, K contiguous; ``N % 8 == 0``.
         b_scale: ``[ceil(N/128), ceil(K/128)]`` fp32 dequant multipliers per 128 x 128 block, contiguous.
         bias: optional ``[N]``.
         out_dtype: bf16 or fp16.
         stages, group_m: launch options (shared-memory ring depth, tile grouping), for tuning sweeps.
-        b_desc: ``weight_descriptor(b)``, when the caller keeps one.
+        b_descs: ``weight_descriptors(b, b_scale)``, when the caller keeps them.
 
     Returns:
         ``[M, N]`` in ``out_dtype``.
@@ -317,24 +375,25 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
     Raises:
         ValueError: operands whose layout TMA cannot read.
     """
-    _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale)
-    return _launch(a, a_scale, b, b_scale, False, bias, out_dtype, stages, group_m, b_desc)
+    _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale, mx=False)
+    return _launch(a, a_scale, b, b_scale, False, bias, out_dtype, stages, group_m, b_descs)
 
 
 def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_t: torch.Tensor,
                bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-               stages: int = STAGES, group_m: int = GROUP_M, b_desc: TensorDescriptor | None = None) -> torch.Tensor:
+               stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` for MXFP8 (OCP MX v1.0: e4m3, e8m0 scale per 32
     along K) on both operands, on Hopper's FP8 tensor cores; each 32-deep product is scaled on its own.
 
     Args:
         a: ``[M, K]`` e4m3, K contiguous; ``K % 32 == 0``.
-        a_scale: ``[M, K/32]`` uint8 e8m0 exponents, M-major (``stride(0) == 1``; what
-            ``quantize_per_group(x, 32, e8m0=True, m_major=True)`` writes).
+        a_scale: ``[M, K/32]`` uint8 e8m0 exponents, M-major with a 16-byte aligned stride (what
+            ``quantize_per_group(x, 32, e8m0=True, m_major=True, tma_aligned=True)`` writes).
         b: ``[N, K]`` e4m3 weight, K contiguous; ``N % 8 == 0``.
-        b_scale_t: ``[K/32, N]`` uint8 e8m0 exponents of the weight, the ``[N, K/32]`` scales transposed,
-            contiguous (one load per 32-group reads a tile's columns).
-        bias, out_dtype, stages, group_m, b_desc: as :func:`block_fp8_gemm`.
+        b_scale_t: ``[K/32, N]`` fp32 weight scales ``2**(e - 127)``, the ``[N, K/32]`` e8m0 scales
+            decoded and transposed, contiguous (what :func:`mx_weight_scales` makes).
+        bias, out_dtype, stages, group_m: as :func:`block_fp8_gemm`.
+        b_descs: ``weight_descriptors(b, b_scale_t, mx=True)``, when the caller keeps them.
 
     Returns:
         ``[M, N]`` in ``out_dtype``.
@@ -344,5 +403,5 @@ def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_
     """
     if a.shape[1] % 32:
         raise ValueError(f"wgmma MXFP8 GEMM needs K % 32 == 0 (whole e8m0 groups), got K={a.shape[1]}")
-    _check_layout("wgmma MXFP8 GEMM", a, a_scale, b, b_scale_t)
-    return _launch(a, a_scale, b, b_scale_t, True, bias, out_dtype, stages, group_m, b_desc)
+    _check_layout("wgmma MXFP8 GEMM", a, a_scale, b, b_scale_t, mx=True)
+    return _launch(a, a_scale, b, b_scale_t, True, bias, out_dtype, stages, group_m, b_descs)
