@@ -8,7 +8,9 @@ the Triton kernels.
   cuBLASLt blockwise is faster where it is correct, so it keeps the first place; this kernel takes
   the K that cuBLASLt refuses (ceil(K/128) not a multiple of 4).
 * ``gluon_mxfp8``: MXFP8 (OCP MX) weights x dynamic MXFP8 activations, e8m0 scales per 32 on both,
-  each 32-deep product scaled on its own (``bench/results/h200_issue4.md``).
+  each 32-deep product scaled on its own: about half the bf16 rate on an H200, where scaling on
+  CUDA cores (2 FP32 instructions per output element per 32-group) caps any such kernel at ~1.4x
+  bf16 (``bench/results/h200_issue4.md``), so the weight-only ``dequant_cublas`` goes first.
 """
 from __future__ import annotations
 
