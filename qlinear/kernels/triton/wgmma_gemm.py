@@ -45,10 +45,11 @@ from ...formats import e8m0
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
 HALF = BLOCK // 2  # rows per consumer warpgroup
 GROUP_M = 8  # output tiles sharing a weight column, launched together for L2 reuse
-STAGES = 4  # shared-memory ring depth: 4 stages of A and B tiles (32 KB each; 24 KB with MX tiles)
+STAGES = 4  # shared-memory ring depth: 4 stages of A and B tiles and their scales (32.5 KB each, 25.5 KB for MX)
 PRODUCER_WARPS = 4  # the launch's own warps; one of them issues the TMA loads
 CONSUMER_REGS = 232  # per thread of each consumer warpgroup (setmaxnreg); the producer gives its registers up
-MX_BLOCK_N = 64  # MX output tiles are 128 x 64: a thread's column scales and addresses of 128 would spill
+MX_BLOCK_N = 64  # MX output tiles are 128 x 64: with 128 x 128 ones a thread's 32 column scales spilled (measured with
+# the scales loaded from global memory, before they were staged in shared memory)
 K_ALIGN, N_ALIGN = 16, 8  # TMA: rows of A/B (e4m3) and of C (bf16) must be 16-byte multiples
 
 
@@ -343,6 +344,7 @@ def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, 
     as_desc = _scale_descriptor(a_scale.t(), BLOCK // 32 if mx else 1, BLOCK)
     grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
     _wgmma_gemm_kernel[grid](
+        # block FP8 reads its one weight scale per K-tile from global memory: as_desc stands in for bs_desc
         _descriptor(a, gl.float8e4nv), b_desc, _descriptor(c, out_gl, HALF, block_n), as_desc, bs_desc or as_desc,
         b_scale, bias if bias is not None else c, m, n, k, b_scale.stride(0),
         MX=mx, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
