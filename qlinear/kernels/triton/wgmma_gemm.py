@@ -297,11 +297,15 @@ def _descriptor(t: torch.Tensor, dtype, rows: int = BLOCK, cols: int = BLOCK) ->
     return TensorDescriptor.from_tensor(t, [rows, cols], _smem_layout((rows, cols), dtype))
 
 
+@functools.cache
+def _unswizzled_layout(bits: int) -> gl.NVMMASharedLayout:
+    return gl.NVMMASharedLayout(0, bits, rank=2)
+
+
 def _scale_descriptor(scale_t: torch.Tensor, groups: int, cols: int) -> TensorDescriptor:
     """A TMA descriptor loading ``[groups, cols]`` tiles of scales stored ``[K groups, M or N]``;
     unswizzled, since the consumers read them as vectors, not as MMA operands."""
-    bits = scale_t.element_size() * 8
-    return TensorDescriptor.from_tensor(scale_t, [groups, cols], gl.NVMMASharedLayout(0, bits, rank=2))
+    return TensorDescriptor.from_tensor(scale_t, [groups, cols], _unswizzled_layout(scale_t.element_size() * 8))
 
 
 def mx_weight_scales(weight_scale: torch.Tensor) -> torch.Tensor:
