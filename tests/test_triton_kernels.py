@@ -39,6 +39,8 @@ def test_activation_quantization_is_bit_identical_to_formats(m, k):
             assert torch.equal(q.view(torch.uint8), ref.data.view(torch.uint8)) and torch.equal(s, ref.scale)
             m_stride = -(-m // per_16_bytes) * per_16_bytes if tma_aligned else m
             assert s.stride() == ((1, m_stride) if m_major else (s.shape[1], 1))
+    with pytest.raises(ValueError, match="m_major=True"):
+        quantize_per_group(x, 128, tma_aligned=True)
 
 
 def test_e4m3_rounding_carries_into_the_exponent():

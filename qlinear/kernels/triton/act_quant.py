@@ -21,6 +21,7 @@ import triton.language as tl
 
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
+from ..padding import round_up
 from .numerics import INTERPRETED, rint, to_e4m3
 from .pdl import pdl_enabled, release_dependents
 
@@ -149,14 +150,18 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
     ``tma_aligned=True`` with it rounds that stride up to 16 bytes, so TMA can load the scales of
     a row tile (``scale.stride() == (1, M rounded up)``, the padding left unwritten).
+
+    Raises:
+        ValueError: ``tma_aligned`` without ``m_major``.
     """
+    if tma_aligned and not m_major:
+        raise ValueError("tma_aligned pads the stride of M-major scales: pass m_major=True with it")
     m, k = x.shape
     groups = triton.cdiv(k, group)
     q = torch.empty((m, k), device=x.device, dtype=torch.float8_e4m3fn)
     sdtype = torch.uint8 if e8m0 else torch.float32
     if m_major:
-        per_16_bytes = 16 // sdtype.itemsize
-        stride = -(-m // per_16_bytes) * per_16_bytes if tma_aligned else m
+        stride = round_up(m, 16 // sdtype.itemsize) if tma_aligned else m
         s = torch.empty((groups, stride), device=x.device, dtype=sdtype)[:, :m].t()
     else:
         s = torch.empty((m, groups), device=x.device, dtype=sdtype)
