@@ -240,3 +240,10 @@ def test_gluon_mxfp8_is_the_exact_w8a8_prefill_after_the_weight_only_kernels():
     assert select_kernel(prefill, hopper, disabled=weight_only).kernel.name == "gluon_mxfp8"
     ragged = select_kernel(dataclasses.replace(config("mxfp8", 576, 200), min_m=65), hopper, disabled=weight_only)
     assert "K % 32 == 0" in dict((r.kernel, r.reason) for r in ragged.rejected)["gluon_mxfp8"]
+
+
+def test_bucket_label_names_the_bucket_holding_m():
+    from qlinear.kernels.dispatch import bucket_label
+
+    assert [bucket_label(m) for m in (1, 2, 16, 17, 64, 65, 1024, 1025, 100_000)] == [
+        "1", "2-16", "2-16", "17-64", "17-64", "65-1024", "65-1024", "1025+", "1025+"]

@@ -21,6 +21,12 @@ M_BUCKETS: tuple[tuple[int, int | None], ...] = (
     (1, 1), (2, 16), (17, DECODE_MAX_M), (DECODE_MAX_M + 1, 1024), (1025, None))
 
 
+def bucket_label(m: int) -> str:
+    """The label (``"1"``, ``"2-16"``, ...) of the :data:`M_BUCKETS` bucket holding ``m`` rows."""
+    lo, hi = next((lo, hi) for lo, hi in M_BUCKETS if hi is None or m <= hi)
+    return m_range_label(lo, hi)
+
+
 @dataclass(frozen=True)
 class Route:
     """Rows ``min_m..max_m`` (``max_m=None``: no upper bound) run ``selection.kernel``."""

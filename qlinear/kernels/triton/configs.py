@@ -1,8 +1,8 @@
 """Launch configurations of the Triton scaled GEMM, by M (decode vs prefill) and weight shape.
 
-Decode (M <= 64): per-shape configs measured on a GPU by ``bench/sweep_decode.py`` (whole path,
-CUDA-graph replays) ship in ``tuned_decode.json``, keyed by GPU name; ``QLINEAR_TRITON_CONFIGS``
-points at another such file. Shapes not in it follow :func:`pick_config`'s rules. Prefill configs
+Decode (M <= ``dispatch.DECODE_MAX_M``, 64): per-shape configs measured on a GPU by
+``bench/sweep_decode.py`` (whole path, CUDA-graph replays) ship in ``tuned_decode.json``, keyed by
+GPU name and decode bucket; ``QLINEAR_TRITON_CONFIGS`` points at another such file. Shapes not in it follow :func:`pick_config`'s rules. Prefill configs
 come from ``bench/sweep_prefill.py`` (results in ``bench/results/``).
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from ..dispatch import DECODE_MAX_M, bucket_label
 from .scaled_gemm import GemmConfig
 
 SM_COUNT_HOPPER = 132
@@ -22,7 +23,8 @@ BATCH_INVARIANT = GemmConfig(block_m=64, block_n=128, block_k=128, group_m=8, nu
 
 
 def decode_bucket(m: int) -> str:
-    return "1" if m == 1 else ("2-16" if m <= 16 else "17-64")
+    """The decode M bucket that tuned configs are keyed by (``m <= DECODE_MAX_M``)."""
+    return bucket_label(m)
 
 
 @functools.cache
@@ -33,7 +35,7 @@ def _tuned(path: str, device: str) -> dict[tuple[str, int, int, str], tuple[Gemm
         return {}
     table = {}
     for e in data.get(device, []):
-        bn = 16 if e["bucket"] != "17-64" else 64
+        bn = 64 if e["bucket"] == bucket_label(DECODE_MAX_M) else 16
         cfg = GemmConfig(e["block_m"], bn, e["block_k"], group_m=1, split_k=e["split_k"], num_warps=4,
                          num_stages=e["num_stages"], tma=bool(e.get("tma", False)))
         table[(e["kind"], e["n"], e["k"], e["bucket"])] = (cfg, bool(e.get("fused_quant", False)))
@@ -73,17 +75,17 @@ def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_
 
     ``kind`` is ``block`` (per-K-tile scales), ``rowwise`` (scales in the epilogue) or ``mx``
     (e8m0 scales per 32-wide K step).
-    Decode sizes (m <= 64) swap the operands: the weight's rows take the MMA's M side (so Hopper's
+    Decode sizes (m <= DECODE_MAX_M) swap the operands: the weight's rows take the MMA's M side (so Hopper's
     wgmma applies at M=1) and the tokens its N side. Block scaling waits for each K-tile's product,
     so it wants more programs in flight (a deeper K split) than rowwise scaling does.
     """
     if kind == "mx":  # e8m0 scales per 32: one 32-wide K step per product
-        if m <= 64:
+        if m <= DECODE_MAX_M:
             bn = 16 if m <= 16 else 64
             split = _split_k(-(-n // 64), -(-k // 32) // 4, 2 * sms)
             return GemmConfig(64, bn, 32, group_m=1, split_k=split, num_warps=4, num_stages=6), True
         return GemmConfig(128, 128, 32, group_m=8, num_warps=8, num_stages=5), False
-    if m <= 64:
+    if m <= DECODE_MAX_M:
         tuned = tuned_decode(kind, m, n, k)
         if tuned is not None:
             return tuned[0], True
