@@ -14,12 +14,13 @@ import torch
 import triton.testing
 
 from qlinear.formats import quantize
+from qlinear.kernels.dispatch import DECODE_MAX_M, bucket_label
 from qlinear.kernels.triton.act_quant import quantize_per_group, quantize_per_token
 from qlinear.kernels.triton.scaled_gemm import GemmConfig, scaled_gemm
 from qlinear.schemes import SCHEMES
 
 SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (28672, 4096), (7168, 16384)]
-BUCKETS = {1: "1", 16: "2-16", 64: "17-64"}
+SAMPLE_MS = (1, 16, DECODE_MAX_M)  # the largest M of each decode bucket (a bucket's config must serve it)
 
 
 def candidates(kind, m):
@@ -34,7 +35,7 @@ def candidates(kind, m):
 def main():
     out = sys.argv[1]
     kinds = sys.argv[2].split(",") if len(sys.argv) > 2 else ["block", "rowwise"]
-    ms = [int(v) for v in sys.argv[3].split(",")] if len(sys.argv) > 3 else list(BUCKETS)
+    ms = [int(v) for v in sys.argv[3].split(",")] if len(sys.argv) > 3 else list(SAMPLE_MS)
     shapes = [tuple(int(d) for d in s.split("x")) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else SHAPES
     entries = []
     torch.manual_seed(0)
@@ -75,7 +76,7 @@ def main():
                     best = (us, cfg, fuse)
             us, cfg, fuse = best
             print(f"{kind:8} M={m:<3} {n}x{k}: {us:7.1f} us  {cfg.key()} fused={fuse}", flush=True)
-            entries.append({"kind": kind, "n": n, "k": k, "bucket": BUCKETS[m], "us": round(us, 2),
+            entries.append({"kind": kind, "n": n, "k": k, "bucket": bucket_label(m), "us": round(us, 2),
                             "block_m": cfg.block_m, "block_k": cfg.block_k, "split_k": cfg.split_k,
                             "num_stages": cfg.num_stages, "tma": cfg.tma, "fused_quant": fuse})
         del weights

@@ -2,8 +2,9 @@
 
 Decode (M <= ``dispatch.DECODE_MAX_M``, 64): per-shape configs measured on a GPU by
 ``bench/sweep_decode.py`` (whole path, CUDA-graph replays) ship in ``tuned_decode.json``, keyed by
-GPU name and decode bucket; ``QLINEAR_TRITON_CONFIGS`` points at another such file. Shapes not in it follow :func:`pick_config`'s rules. Prefill configs
-come from ``bench/sweep_prefill.py`` (results in ``bench/results/``).
+GPU name and M bucket (``dispatch.bucket_label``); ``QLINEAR_TRITON_CONFIGS`` points at another
+such file. Shapes not in it follow :func:`pick_config`'s rules. Prefill configs come from
+``bench/sweep_prefill.py`` (results in ``bench/results/``).
 """
 from __future__ import annotations
 
@@ -20,11 +21,6 @@ TUNED_FILE = Path(__file__).with_name("tuned_decode.json")
 # Batch-invariant mode: one tile shape for every M and no split-K, so a row's result cannot
 # depend on how many rows share the batch.
 BATCH_INVARIANT = GemmConfig(block_m=64, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)
-
-
-def decode_bucket(m: int) -> str:
-    """The decode M bucket that tuned configs are keyed by (``m <= DECODE_MAX_M``)."""
-    return bucket_label(m)
 
 
 @functools.cache
@@ -51,7 +47,7 @@ def _device_name() -> str:
 def tuned_decode(kind: str, m: int, n: int, k: int) -> tuple[GemmConfig, bool] | None:
     """The measured ``(config, fused_quant)`` for this shape and decode bucket on this GPU, if any."""
     path = os.environ.get("QLINEAR_TRITON_CONFIGS") or str(TUNED_FILE)
-    return _tuned(path, _device_name()).get((kind, n, k, decode_bucket(m)))
+    return _tuned(path, _device_name()).get((kind, n, k, bucket_label(m)))
 
 
 def fuse_block_quant(m: int, n: int, k: int) -> bool:
@@ -75,8 +71,8 @@ def pick_config(m: int, n: int, k: int, *, kind: str = "rowwise", sms: int = SM_
 
     ``kind`` is ``block`` (per-K-tile scales), ``rowwise`` (scales in the epilogue) or ``mx``
     (e8m0 scales per 32-wide K step).
-    Decode sizes (m <= DECODE_MAX_M) swap the operands: the weight's rows take the MMA's M side (so Hopper's
-    wgmma applies at M=1) and the tokens its N side. Block scaling waits for each K-tile's product,
+    Decode sizes (m <= DECODE_MAX_M) swap the operands: the weight's rows take the MMA's M side (so
+    Hopper's wgmma applies at M=1) and the tokens its N side. Block scaling waits for each K-tile's product,
     so it wants more programs in flight (a deeper K split) than rowwise scaling does.
     """
     if kind == "mx":  # e8m0 scales per 32: one 32-wide K step per product
