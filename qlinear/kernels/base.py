@@ -13,6 +13,8 @@ kernel instance holds only what ``prepare`` derived from the config (padded size
 """
 from __future__ import annotations
 
+import functools
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -129,6 +131,17 @@ def require_cuda_exactly(platform: Platform, capability: int, what: str) -> Verd
     if ok and platform.capability != capability:
         return False, f"{what} exists on sm_{capability} only, {platform.describe()}"
     return ok, reason
+
+
+@functools.cache
+def importable(module: str, what: str) -> Verdict:
+    """OK when ``qlinear.kernels.<module>`` imports (the Triton/Gluon API it is written in exists in
+    this installation); else why not, naming ``what``."""
+    try:
+        importlib.import_module(f"{__package__}.{module}")
+    except ImportError as err:
+        return False, f"{what} is not importable ({err})"
+    return OK
 
 
 def spec_mismatch(config: LayerConfig, accepted: str, ok: bool) -> Verdict:

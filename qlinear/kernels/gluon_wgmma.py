@@ -14,25 +14,16 @@ the Triton kernels.
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from ..platform import Platform
-from .base import OK, LayerConfig, LinearKernel, Verdict, require_cuda_exactly
+from .base import OK, LayerConfig, LinearKernel, Verdict, importable, require_cuda_exactly
 from .dispatch import DECODE_MAX_M
 from .triton_w8a8 import TritonFp8BlockKernel, TritonMxfp8Kernel
 
 WGMMA_CAPABILITY = 90  # wgmma is sm_90a only: Blackwell replaced it (tcgen05)
 
 
-@functools.cache
-def _gluon_error() -> str:
-    try:
-        from .triton import wgmma_gemm  # noqa: F401
-    except ImportError as err:
-        return f"Triton's Gluon Hopper API is not importable ({err})"
-    return ""
 
 
 class _GluonWgmma(LinearKernel):
@@ -46,10 +37,7 @@ class _GluonWgmma(LinearKernel):
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
         ok, reason = require_cuda_exactly(platform, WGMMA_CAPABILITY, "Hopper wgmma")
-        if not ok:
-            return ok, reason
-        error = _gluon_error()
-        return (False, error) if error else OK
+        return importable("triton.wgmma_gemm", "Triton's Gluon Hopper API") if ok else (ok, reason)
 
     @classmethod
     def can_implement(cls, config: LayerConfig) -> Verdict:
