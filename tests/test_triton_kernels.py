@@ -139,28 +139,34 @@ def test_w4a4_on_the_weight_only_kernel_says_it_skips_activation_quantization():
     assert TritonW4A16Kernel.deviation(LayerConfig(SCHEMES["nvfp4_a16"], 64, 256)) == ""
 
 
+def every_e2m1_code_weight(name, n, k):
+    """An NVFP4/MXFP4 ``[n, k]`` weight (k a multiple of 512) whose rows each hold all 256 byte
+    values (every pair of codes, both signs, +-0), shifted per row, with the scale range's ends:
+    NVFP4 e4m3 scales from the subnormal 2**-9 to 448, MXFP4 scales 2**-20 .. 2**4."""
+    from qlinear.formats.quantized import QuantizedTensor
+
+    scheme = SCHEMES[name]
+    packed = torch.arange(256, dtype=torch.int32).repeat(n, k // 512).to(torch.uint8)
+    for r in range(n):
+        packed[r] = packed[r].roll(37 * r)
+    groups = k // scheme.weight.group_size
+    if scheme.weight.scale_dtype == "e4m3":
+        levels = torch.tensor([2.0**-9, 2.0**-7 * 1.375, 0.1, 1.0, 7.5, 100.0, 240.0, 448.0])
+        scale = levels[torch.arange(n * groups) % 8].reshape(n, groups).to(torch.float8_e4m3fn)
+        return QuantizedTensor(packed, scale, scheme.weight, (n, k), global_scale=torch.tensor(3.0e-3))
+    scale = (torch.arange(n * groups) % 25 + 127 - 20).reshape(n, groups).to(torch.uint8)
+    return QuantizedTensor(packed, scale, scheme.weight, (n, k))
+
+
 @pytest.mark.parametrize("fmt,name", [(NVFP4, "nvfp4_a16"), (MXFP4, "mxfp4_a16")])
 def test_every_e2m1_code_and_extreme_scales_dequantize_exactly(fmt, name):
-    # All 256 byte values (every pair of codes, both signs, +-0) in each row, with the scale range's
-    # ends: NVFP4 e4m3 scales from the subnormal 2**-9 to 448, MXFP4 scales 2**-20 .. 2**4.
     # x = identity picks single weights, so the output is the dequantized weight itself.
     from qlinear.formats import dequantize
-    from qlinear.formats.quantized import QuantizedTensor
     from qlinear.layers import QuantizedLinear
 
     scheme = SCHEMES[name]
     n, k = 8, 512
-    packed = torch.arange(256, dtype=torch.int32).repeat(n, 1).roll(1, dims=0).to(torch.uint8)
-    for r in range(n):
-        packed[r] = packed[r].roll(37 * r)
-    groups = k // scheme.weight.group_size
-    if fmt == NVFP4:
-        levels = torch.tensor([2.0**-9, 2.0**-7 * 1.375, 0.1, 1.0, 7.5, 100.0, 240.0, 448.0])
-        scale = levels[torch.arange(n * groups) % 8].reshape(n, groups).to(torch.float8_e4m3fn)
-        qw = QuantizedTensor(packed, scale, scheme.weight, (n, k), global_scale=torch.tensor(3.0e-3))
-    else:
-        scale = (torch.arange(n * groups) % 25 + 127 - 20).reshape(n, groups).to(torch.uint8)
-        qw = QuantizedTensor(packed, scale, scheme.weight, (n, k))
+    qw = every_e2m1_code_weight(name, n, k)
     layer = QuantizedLinear(qw.to(DEVICE), None, scheme, Dispatch.single(TritonW4A16Kernel), "codes")
     kernel = layer.kernel
     eye = torch.eye(k, dtype=torch.bfloat16, device=DEVICE)
