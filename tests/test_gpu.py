@@ -13,6 +13,7 @@ from qlinear.kernels import (
     EmulationKernel,
     GluonFp8BlockKernel,
     GluonMxfp8Kernel,
+    GluonW4A16Kernel,
     IntMMInt8Kernel,
     LayerConfig,
     TritonFp8BlockKernel,
@@ -125,8 +126,13 @@ def test_quantized_model_forward_on_gpu():
 @pytest.mark.parametrize("m", [1, 16, 200])
 def test_apply_has_no_host_sync_and_captures_in_cuda_graph(scheme, m):
     lin = torch.nn.Linear(1536, 576, bias=True).to("cuda", torch.bfloat16)
-    layer = QuantizedLinear.from_linear(lin, scheme, name="graph")
-    x = torch.randn(m, 1536, device="cuda", dtype=torch.bfloat16)
+    _assert_replays_in_cuda_graph(QuantizedLinear.from_linear(lin, scheme, name="graph"), m)
+
+
+def _assert_replays_in_cuda_graph(layer, m):
+    """Capture ``layer`` on an input, change the input in place, replay: the graph's output must be
+    the new input's (no host sync, nothing allocated or decided on the host at call time)."""
+    x = torch.randn(m, layer.in_features, device="cuda", dtype=torch.bfloat16)
     expect = layer(x)
     graph = torch.cuda.CUDAGraph()
     s = torch.cuda.Stream()
@@ -274,3 +280,48 @@ def test_decode_gemm_with_tma_weight_loads(name, a_mode, b_mode, n, k, m, split)
     y = scaled_gemm(xq, qw.data, xs, qw.scale, a_mode=a_mode, b_mode=b_mode, config=cfg, swap_ab=True,
                     after_producer=True)
     assert_close_to_reference(y, ref, f"{name} tma {m}x{n}x{k} split {split}")
+
+
+DECODE_MS = [1, 7, 16, 33, 64]  # 1, 1, 2, 8 and 8 MMA column tiles of 8 tokens
+
+
+@pytest.mark.parametrize("name", ["nvfp4_a16", "mxfp4_a16", "nvfp4"])
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576), (100, 224), (1000, 14336)])
+@pytest.mark.parametrize("m", DECODE_MS)
+def test_gluon_w4a16_on_gpu(name, n, k, m):
+    # ragged N (100, 1000: rows past N re-read and not stored), K = 576 and 224 (a masked last step),
+    # unaligned rows (K/8 words not a multiple of 16: scalar loads), split-K reduced in the launch
+    _check(name, GluonW4A16Kernel, n, k, m)
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4_a16", "mxfp4_a16"])
+def test_e2m1_mma_every_code_extreme_scales_and_configs_exactly(fmt):
+    # Every code pair with the scale range's ends; x = rows of the identity pick single weights, so
+    # the output is the dequantized weight itself, for every launch shape the sweep tries.
+    from qlinear.kernels.triton.e2m1_mma import E2m1MmaConfig, e2m1_mma
+
+    from .test_triton_kernels import every_e2m1_code_weight
+
+    n, k = 128, 1024
+    qw = every_e2m1_code_weight(fmt, n, k)
+    layer = QuantizedLinear(qw.to("cuda"), None, SCHEMES[fmt], Dispatch.single(GluonW4A16Kernel), "codes")
+    lay = layer.kernel.layout
+    expect = dequantize(qw, torch.float64)
+    eye = torch.eye(k, dtype=torch.bfloat16, device="cuda")
+    configs = (E2m1MmaConfig(4, 1, 2), E2m1MmaConfig(4, 2, 2), E2m1MmaConfig(8, 2, 4), E2m1MmaConfig(4, 1, 3),
+               E2m1MmaConfig(8, 1, 8), E2m1MmaConfig(4, 2, 1))
+    for cfg, tokens in zip(configs, (64, 64, 64, 64, 16, 1)):  # 8, 8, 8, 8, 2 and 1 column tiles
+        for j0 in range(0, k, tokens):
+            y = e2m1_mma(eye[j0:j0 + tokens].float(), layer.weight, layer.weight_scale, lay.post_scale,
+                         mx=fmt == "mxfp4_a16", config=cfg, scale_bias=lay.scale_bias)
+            torch.testing.assert_close(y.double().cpu(), expect[:, j0:j0 + tokens].t(), rtol=2**-22, atol=0,
+                                       msg=f"{cfg.key()} columns {j0}..{j0 + tokens - 1}")
+
+
+@pytest.mark.parametrize("m", [1, 16])
+def test_gluon_w4a16_has_no_host_sync_and_captures_in_cuda_graph(m):
+    g = torch.Generator(device="cuda").manual_seed(m)
+    qw = quantize(torch.randn(576, 1536, device="cuda", generator=g), SCHEMES["nvfp4_a16"].weight)
+    layer = QuantizedLinear(qw, torch.randn(576, device="cuda", generator=g), SCHEMES["nvfp4_a16"],
+                            Dispatch.single(GluonW4A16Kernel), "graph")
+    _assert_replays_in_cuda_graph(layer, m)

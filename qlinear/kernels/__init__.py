@@ -9,6 +9,7 @@ from .base import OK, LayerConfig, LinearKernel, Verdict
 from .cublas_block_fp8 import CublasBlockFp8Kernel
 from .dispatch import M_BUCKETS, Dispatch, Route, select_dispatch
 from .emulation import EmulationKernel
+from .gluon_w4a16 import GluonW4A16Kernel
 from .gluon_wgmma import GluonFp8BlockKernel, GluonMxfp8Kernel
 from .int_mm_int8 import IntMMInt8Kernel
 from .registry import (
@@ -33,7 +34,8 @@ from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16K
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernels (per-32 scaling per K step; the Gluon one is
-# 1.7x the Triton one at M=4096) at every M measured.
+# 1.7x the Triton one at M=4096) at every M measured. The Gluon W4A16 decode kernel follows the Triton
+# one: it only beat it on some shapes at 2..16 tokens (h200_issue4.md), where `qlinear tune` picks it.
 # The sm_100 block-scaled kernels come first for their schemes: where they can run (Blackwell), native
 # FP4/MX tensor cores are the point; everywhere else is_supported rejects them.
 for _kernel in (
@@ -49,6 +51,7 @@ for _kernel in (
     DequantMMKernel,
     TritonW8A16Kernel,
     TritonW4A16Kernel,
+    GluonW4A16Kernel,
     GluonMxfp8Kernel,
     TritonMxfp8Kernel,
 ):
@@ -64,6 +67,7 @@ __all__ = [
     "CublasNvfp4Kernel",
     "Dispatch",
     "GluonFp8BlockKernel",
+    "GluonW4A16Kernel",
     "GluonMxfp8Kernel",
     "Route",
     "TritonFp8BlockKernel",
