@@ -21,7 +21,7 @@ from .platform import Platform
 # prefill) at every issue shape for M = 2..16 (h200_bench_decode_tma.csv) and at 4 of 5 for M = 64
 # (h200_final_bench_issue.csv); the e2e decode step at batch 16 ran cuBLASLt on all 224 layers.
 # NVFP4/MXFP4 at M = 2..16: the Gluon W4A16 kernel beat the Triton one at M=4 on all four issue
-# shapes (1.11-1.59x) and at M=16 on seven of eight (0.91-1.38x; bench/results/h200_issue4.md);
+# shapes (1.11-1.63x) and at M=16 on seven of eight (0.91-1.38x; bench/results/h200_issue4.md);
 # one token stays with the Triton GEMV, 17..64 with the Triton MMA kernel (both faster there).
 _GLUON_W4A16_SMALL_M = {"2-16": "gluon_w4a16"}
 DEFAULTS: dict[str, dict[str, dict[str, str]]] = {

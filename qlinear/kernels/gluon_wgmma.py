@@ -24,8 +24,6 @@ from .triton_w8a8 import TritonFp8BlockKernel, TritonMxfp8Kernel
 WGMMA_CAPABILITY = 90  # wgmma is sm_90a only: Blackwell replaced it (tcgen05)
 
 
-
-
 class _GluonWgmma(LinearKernel):
     backend = "gluon"
     batch_invariant = True  # fixed tiles, no split-K: a row's result never depends on M
