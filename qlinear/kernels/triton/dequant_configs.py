@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from .configs import SM_COUNT_HOPPER
 from .dequant_gemm import MXFP4, NVFP4, DequantConfig
 from .gemv import GemvConfig
 
-SM_COUNT_HOPPER = 132
 # Batch-invariant mode: one tile shape for every M and no split-K.
 BATCH_INVARIANT = DequantConfig(block_n=64, block_m=64, block_k=128, split_k=1, num_warps=4, num_stages=3)
 

@@ -49,6 +49,8 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
+from ..padding import round_up
+from .configs import SM_COUNT_HOPPER
 from .split_k import split_k_buffers
 
 CHUNK = gl.constexpr(128)  # codes of one weight row a lane quad reads per chunk (4 lanes x 16 bytes)
@@ -248,8 +250,7 @@ class E2m1MmaConfig:
 
 def slice_extent(k: int, config: E2m1MmaConfig) -> int:
     """Codes of K per split-K slice: whole steps, the last slice possibly short."""
-    step = CHUNK.value * config.chunks
-    return -(-(-(-k // config.split_k)) // step) * step
+    return round_up(triton.cdiv(k, config.split_k), CHUNK.value * config.chunks)
 
 
 def token_tiles(m: int) -> int:
@@ -299,7 +300,7 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
                          f"for M={m}, K={k}; the limit is {SHARED_MEMORY_BYTES}")
     tiles = token_tiles(m)
     ks = slice_extent(k, config)
-    split = -(-k // ks)
+    split = triton.cdiv(k, ks)
     grid = (triton.cdiv(n, 16 * config.warps), split)
     c = torch.empty((m, n), device=x.device, dtype=x.dtype)
     if split > 1:
@@ -317,8 +318,6 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
     return c
 
 
-SM_COUNT_HOPPER = 132
-
 
 def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -> E2m1MmaConfig:
     """The launch config for an ``[m, k] x [n, k]^T`` product, from the H200 sweeps
@@ -327,7 +326,7 @@ def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) 
     while the grid has fewer than 8 (one token) or 16 programs per SM (then at most 8 slices: 16 at
     4096x14336 were slower), each slice keeping at least two steps, and further while the staged
     activation does not fit shared memory."""
-    programs = -(-n // 64)
+    programs = triton.cdiv(n, 64)
     chunks = 2 if k % (2 * CHUNK.value) == 0 and m <= 16 else 1
     step, split = CHUNK.value * chunks, 1
     target, most = (8 * sms, k) if m == 1 else (16 * sms, 8)
