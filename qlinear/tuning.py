@@ -20,14 +20,14 @@ from .platform import Platform
 # the swapped Triton GEMM beat cuBLASLt blockwise (which the static priority puts first, for
 # prefill) at every issue shape for M = 2..16 (h200_bench_decode_tma.csv) and at 4 of 5 for M = 64
 # (h200_final_bench_issue.csv); the e2e decode step at batch 16 ran cuBLASLt on all 224 layers.
-# NVFP4/MXFP4 at M = 2..16: the Gluon W4A16 kernel beat the Triton one at M=4 on all four issue
-# shapes (1.11-1.63x) and at M=16 on seven of eight (0.91-1.38x; bench/results/h200_issue4.md);
-# one token stays with the Triton GEMV, 17..64 with the Triton MMA kernel (both faster there).
-_GLUON_W4A16_SMALL_M = {"2-16": "gluon_w4a16"}
+# NVFP4/MXFP4 at M = 1..16: the Gluon W4A16 kernel beat the Triton GEMV at one token (1.03-1.26x)
+# and the Triton MMA kernel at 4 and 16 tokens (1.7-2.3x, 1.1-1.6x) on all four issue shapes, both
+# formats (bench/results/h200_issue4.md, 2026-12-01); 17..64 stays with the Triton MMA kernel.
+_GLUON_W4A16_DECODE = {"1": "gluon_w4a16", "2-16": "gluon_w4a16"}
 DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
     "NVIDIA H200": {"fp8_per_block": {"2-16": "triton_fp8_block", "17-64": "triton_fp8_block"},
-                    "nvfp4_a16": _GLUON_W4A16_SMALL_M, "mxfp4_a16": _GLUON_W4A16_SMALL_M,
-                    "nvfp4": _GLUON_W4A16_SMALL_M},
+                    "nvfp4_a16": _GLUON_W4A16_DECODE, "mxfp4_a16": _GLUON_W4A16_DECODE,
+                    "nvfp4": _GLUON_W4A16_DECODE},
 }
 
 

@@ -181,9 +181,15 @@ def test_configs_fit_and_split_k_follows_the_sweeps():
             cfg = pick_e2m1_mma_config(n, k, m)
             assert fits_shared_memory(k, m, cfg) and slice_extent(k, cfg) % (128 * cfg.chunks) == 0
             assert cfg.chunks == (2 if m <= 16 and k % 256 == 0 else 1)
+    # the H200 sweep's best: ~1024 staged codes at 8 token columns, 512 at 16 ...
     assert pick_e2m1_mma_config(28672, 4096, 1) == E2m1MmaConfig(4, 2, 4)
-    assert pick_e2m1_mma_config(4096, 14336, 16) == E2m1MmaConfig(4, 2, 8)  # capped: 16 slices measured slower
-    assert pick_e2m1_mma_config(4096, 14336, 1) == E2m1MmaConfig(4, 2, 16)  # not at one token
+    assert pick_e2m1_mma_config(28672, 4096, 16) == E2m1MmaConfig(4, 2, 8)
+    assert pick_e2m1_mma_config(4096, 14336, 8) == E2m1MmaConfig(4, 2, 14)
+    # ... unless the grid would have fewer than 4 programs per SM, or the last slice sum more than 32 KB
+    assert pick_e2m1_mma_config(4096, 4096, 1) == E2m1MmaConfig(4, 2, 8)
+    assert pick_e2m1_mma_config(4096, 14336, 16) == E2m1MmaConfig(4, 2, 8)
+    # one config per MMA column tile: the layer picks with 8 * tiles tokens
+    assert all(pick_e2m1_mma_config(14336, 4096, m) == pick_e2m1_mma_config(14336, 4096, 8) for m in range(1, 9))
     assert [token_tiles(m) for m in (1, 8, 9, 16, 17, 33, 64)] == [1, 1, 2, 2, 4, 8, 8]
     assert slice_extent(576, E2m1MmaConfig(4, 1, 2)) == 384  # two slices of 3 and 1.5 chunks
 
@@ -215,7 +221,7 @@ def test_gluon_w4a16_selection_is_decode_only_and_says_why():
 
 
 @pytest.mark.parametrize("name", ["nvfp4_a16", "mxfp4_a16", "nvfp4"])
-def test_h200_defaults_send_small_batches_to_gluon_w4a16(tmp_path, monkeypatch, name):
+def test_h200_defaults_send_decode_up_to_16_tokens_to_gluon_w4a16(tmp_path, monkeypatch, name):
     from qlinear import tuning
 
     monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "none.json"))  # no measured cache
@@ -223,7 +229,7 @@ def test_h200_defaults_send_small_batches_to_gluon_w4a16(tmp_path, monkeypatch, 
     cfg = LayerConfig(SCHEMES[name], 4096, 4096)
     routes = select_dispatch(cfg, h200, preferred=tuning.tuned_choices(h200, cfg)).routes
     assert [r.selection.kernel.name for r in routes] == [
-        "triton_w4a16", "gluon_w4a16", "triton_w4a16", "dequant_cublas", "dequant_cublas"]
-    assert routes[1].selection.measured
+        "gluon_w4a16", "gluon_w4a16", "triton_w4a16", "dequant_cublas", "dequant_cublas"]
+    assert routes[0].selection.measured and routes[1].selection.measured and not routes[2].selection.measured
     # unmeasured GPUs keep the static order: the Triton kernel for every decode bucket
     assert [r.selection.kernel.name for r in select_dispatch(cfg, simulated_cuda(90)).routes][:3] == ["triton_w4a16"] * 3

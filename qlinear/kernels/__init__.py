@@ -35,8 +35,8 @@ from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16K
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernels (per-32 scaling per K step; the Gluon one is
 # 1.7x the Triton one at M=4096) at every M measured. The Gluon W4A16 decode kernel follows the Triton
-# one here (the Triton GEMV is faster at one token and the Triton MMA kernel at 17..64); on the H200,
-# qlinear.tuning.DEFAULTS sends M=2..16 to it (faster at M=4 on every issue shape, h200_issue4.md).
+# one here (the Triton MMA kernel was faster at 17..64, and the order is per kernel, not per M); on
+# the H200, qlinear.tuning.DEFAULTS sends M=1..16 to it (faster on every issue shape, h200_issue4.md).
 # The sm_100 block-scaled kernels come first for their schemes: where they can run (Blackwell), native
 # FP4/MX tensor cores are the point; everywhere else is_supported rejects them.
 for _kernel in (

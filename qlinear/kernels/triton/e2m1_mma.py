@@ -22,10 +22,11 @@ step. Here the layout is chosen so that each lane's loaded words hold exactly it
 * the activation is staged once per program in shared memory in that permuted K order, and read
   with ``ldmatrix`` as the MMA's B operand.
 
-Measured on an H200 (``bench/results/h200_issue4.md``): 1.1-1.6x the Triton MMA kernel at 4
-tokens and up to 1.4x at 16 on the issue's shapes; at one token no faster than the CUDA-core
-GEMV of :mod:`.gemv` (fewer instructions per weight, 2.9 against 4.9, but issued at lower
-efficiency), and slower than the Triton kernel at 64 tokens.
+Measured on an H200 (``bench/results/h200_issue4.md``, NVFP4 and MXFP4 on the issue's four
+shapes): 1.03-1.26x the CUDA-core GEMV of :mod:`.gemv` at one token, 1.7-2.3x the Triton MMA
+kernel at 4 tokens and 1.1-1.6x at 16 (1.3-2.2x bf16 ``torch.mm`` at 1..16 tokens); slower than
+the Triton kernel at 64 tokens (measured before the 16-byte staging). The profile at one token:
+issue slots ~56% busy, the integer pipe ~53%, most stalls waiting for the weight loads.
 
 K permutation within a 128-code chunk: logical ``k = 32i + 16u + 8b + 2t + v`` (MMA order:
 ``t`` the lane in its quad, ``v`` the half of a register, ``b`` the MMA's ``k+8`` register, ``u``
@@ -56,6 +57,8 @@ from .split_k import split_k_buffers
 CHUNK = gl.constexpr(128)  # codes of one weight row a lane quad reads per chunk (4 lanes x 16 bytes)
 MAX_TOKENS = 64  # decode sizes: up to 8 MMA column tiles of 8 tokens
 SHARED_MEMORY_BYTES = 64 * 1024  # the staged activation slice of one program
+STAGED_ACTIVATION_BYTES = 16 * 1024  # the picker's target slice: ~4 steps at one MMA column tile
+STAGED_SPLIT_BYTES = 32 * 1024  # the picker's cap on fp32 partials the last slice sums (16 slices at 8 tokens)
 NVFP4_SCALE_MULTIPLIERS = (0x7F007F00, 0x77007700)  # bf16x2 2**127 and 2**111: e4m3 pattern * 2**-120 -> s * 2**118
 
 
@@ -97,28 +100,34 @@ _MXFP4_CONSTRAINTS = gl.constexpr(",".join(["=r"] * 16 + ["r"] * 16))
 
 
 @gluon.jit
-def _logical_to_actual(k):
-    """Code offset within its chunk of logical MMA position ``k`` (see the module docstring)."""
-    return ((k >> 7) * 128 + ((k >> 1) & 3) * 32 + ((k >> 5) & 3) * 8 + (k & 1) * 4 + ((k >> 4) & 1) * 2
-            + ((k >> 3) & 1))
-
-
-@gluon.jit
 def _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK: gl.constexpr, WARPS: gl.constexpr):
     """Copy ``x[:, k_first:k_end]`` into shared memory ``xs [steps, T, BK]`` in logical K order, zeros
-    past M and K: each thread gathers 8 logically consecutive values and stores them as one vector.
-    (Tried, ``bench/results/h200_issue4_e2m1_mma_tried.txt``: 16-byte loads permuted into 2-byte
-    stores take twice the registers from 16 tokens up (sm_90 compile), and staging only the rows
-    below M needs an unswizzled buffer whose ldmatrix reads conflict in banks: one token ran 1.7x
-    slower at 28672x4096.)"""
+    past M and K. A thread loads, 16 bytes each, the four 8-code runs ``32t + 8i .. 32t + 8i + 7``
+    (t = 0..3) of one chunk and token: together exactly logical positions ``32i .. 32i + 31``, put in
+    order by register permutes and stored as four 16-byte vectors.
+    (Tried, ``bench/results/h200_issue4_e2m1_mma_tried.txt``: gathering 8 logically consecutive
+    values per thread with 2-byte loads cost ~30% more instructions per program at one token and
+    ran up to 1.25x slower at 16; staging only the rows below M needs an unswizzled buffer whose
+    ldmatrix reads conflict in banks: one token ran 1.7x slower at 28672x4096.)"""
     T: gl.constexpr = xs.shape[1]
-    LX: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WARPS, 1], [1, 0])
-    tok = gl.arange(0, T, layout=gl.SliceLayout(1, LX))
-    actual = _logical_to_actual(gl.arange(0, BK, layout=gl.SliceLayout(0, LX)))
+    C: gl.constexpr = BK // 128
+    WC: gl.constexpr = WARPS if C >= WARPS else C
+    WT: gl.constexpr = WARPS // WC
+    L5: gl.constexpr = gl.BlockedLayout([1, 1, 4, 1, 8], [8, 1, 1, 4, 1], [WT, WC, 1, 1, 1], [4, 3, 2, 1, 0])
+    n5 = gl.arange(0, T, layout=gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, gl.SliceLayout(4, L5)))))
+    c5 = gl.arange(0, C, layout=gl.SliceLayout(0, gl.SliceLayout(2, gl.SliceLayout(3, gl.SliceLayout(4, L5)))))
+    t5 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(3, gl.SliceLayout(4, L5)))))
+    i5 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(4, L5)))))
+    o5 = gl.arange(0, 8, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, gl.SliceLayout(3, L5)))))
+    tok = n5[:, None, None, None, None]
+    pos = (c5[None, :, None, None, None] * 128 + t5[None, None, :, None, None] * 32
+           + i5[None, None, None, :, None] * 8 + o5[None, None, None, None, :])
     for step in range(xs.shape[0]):
-        k = k_first + step * BK + actual
-        ok = (tok[:, None] < M) & (k[None, :] < k_end)
-        xs.index(step).store(gl.load(x_ptr + tok[:, None] * stride_x + k[None, :], mask=ok, other=0.0).to(gl.bfloat16))
+        k = k_first + step * BK + pos
+        v = gl.load(x_ptr + tok * stride_x + k, mask=(tok < M) & (k < k_end), other=0.0).to(gl.bfloat16)
+        v = gl.reshape(v, [T, C, 4, 4, 2, 2, 2])  # [token, c, t, i, v, u, b]: code 32t + 8i + 4v + 2u + b
+        v = gl.permute(v, [0, 1, 3, 5, 6, 2, 4])  # [token, c, i, u, b, t, v]: logical 32i + 16u + 8b + 2t + v
+        xs.index(step).store(gl.reshape(v, [T, BK]))
     gl.thread_barrier()
 
 
@@ -320,17 +329,22 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
 
 
 def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -> E2m1MmaConfig:
-    """The launch config for an ``[m, k] x [n, k]^T`` product, from the H200 sweeps
-    (``bench/e2m1_mma_sweep.py``, ``bench/results/h200_issue4.md``): 4 warps (64 weight rows), 2
-    chunks per step where K allows and up to 16 tokens (1 chunk above: registers); split-K doubled
-    while the grid has fewer than 8 (one token) or 16 programs per SM (then at most 8 slices: 16 at
-    4096x14336 were slower), each slice keeping at least two steps, and further while the staged
-    activation does not fit shared memory."""
+    """The launch config for an ``[m, k] x [n, k]^T`` product, from the H200 sweep
+    (``bench/e2m1_mma_sweep.py``, ``bench/results/h200_issue4.md``, 2026-12-01): 4 warps (64 weight
+    rows), 2 chunks per step where K allows and up to 16 tokens (1 chunk above: registers).
+    K is split so that each program stages ~16 KB of activation (1024 codes at 8 token columns, 512
+    at 16), at most ``STAGED_SPLIT_BYTES`` of fp32 partials for the last slice to sum, then split
+    further, keeping two steps per slice, while the grid has fewer than 4 programs per SM. At M = 1,
+    4 and 16 on the issue's four shapes this is the fastest 4-warp config swept, or within 3% of it
+    (8 warps were faster at 4096x14336 M=16 only, by 7%)."""
+    tiles = token_tiles(m)
+    tokens = 8 * tiles
+    chunks = 2 if k % (2 * CHUNK.value) == 0 and tiles <= 2 else 1
+    step = CHUNK.value * chunks
     programs = triton.cdiv(n, 64)
-    chunks = 2 if k % (2 * CHUNK.value) == 0 and m <= 16 else 1
-    step, split = CHUNK.value * chunks, 1
-    target, most = (8 * sms, k) if m == 1 else (16 * sms, 8)
-    while programs * split < target and split < most and k // (2 * split) >= 2 * step:
+    most = max(1, STAGED_SPLIT_BYTES // (64 * tokens * 4))
+    split = min(triton.cdiv(k, STAGED_ACTIVATION_BYTES // (2 * tokens)), most)
+    while programs * split < 4 * sms and split * 2 <= most and k // (2 * split) >= 2 * step:
         split *= 2
     while not fits_shared_memory(k, m, E2m1MmaConfig(4, chunks, split)) and k // (2 * split) >= step:
         split *= 2
