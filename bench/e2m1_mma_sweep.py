@@ -67,7 +67,7 @@ def main() -> None:
                 continue
             lay0 = glu[0].kernel.layout
             chunks = 2 if m <= 16 else 1
-            grid = [E2m1MmaConfig(w, chunks, s) for w, s in itertools.product((4, 8), (2, 4, 8))]
+            grid = [E2m1MmaConfig(w, chunks, s) for w, s in itertools.product((4, 8), (1, 2, 4, 8, 16))]
             for cfg in grid:
                 if k % (128 * cfg.chunks) or not fits_shared_memory(k, m, cfg):
                     continue
