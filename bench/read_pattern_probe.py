@@ -10,8 +10,8 @@ words per step, K split over ``split`` programs. Two layouts of the same bytes:
 * ``tiles``: the same tiles stored one after another (each step reads R*BW*4 contiguous bytes),
   what a repack at load time would give.
 
-Times are CUDA-graph replay medians over copies rotated beyond L2, beside the shipped NVFP4 M=1
-kernels and bf16 ``torch.mm``; "%floor" is bytes read (weight + scales) at the measured copy rate.
+Times are CUDA-graph replay medians over copies rotated beyond L2, beside bf16 ``torch.mm`` at one
+token; "%floor" is the stored bytes (weight + scales) at the measured copy rate, against this time.
 """
 from __future__ import annotations
 
