@@ -240,6 +240,12 @@ def test_requantize_mxfp4_to_mxfp8_is_lossless_and_nvfp4_to_fp8_costs_little():
         fp8, conversion_db = requantize(nv4, SCHEMES[target].weight)
         assert conversion_db > 25
         assert conversion_db > sqnr_db(x, dequantize(nv4)) + 5
+        # against the float original: both steps' error, measured chunk by chunk as sqnr_db would
+        _, total_db = requantize(nv4, SCHEMES[target].weight, reference=x)
+        assert total_db == pytest.approx(sqnr_db(x, dequantize(fp8, torch.float64)), rel=1e-12)
+        assert total_db < sqnr_db(x, dequantize(nv4))
+    with pytest.raises(ValueError, match="reference"):
+        requantize(nv4, SCHEMES["fp8_per_block"].weight, reference=x[:64])
 
 
 def test_swizzle_128x4_places_each_scale_where_cublas_reads_it():

@@ -173,27 +173,31 @@ def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
 
 
 def quantize_in_row_chunks(
-    x: torch.Tensor, spec: TensorSpec, chunk_rows: int = 1024
+    x: torch.Tensor, spec: TensorSpec, chunk_rows: int = 1024, reference: torch.Tensor | None = None
 ) -> tuple[QuantizedTensor, float]:
     """:func:`quantize` ``x [rows, K]`` a few rows at a time; returns ``(quantized, sqnr_db)``.
 
     Identical to quantizing the whole tensor, but only one chunk is ever held in float32 (the
     weight's own dtype is read as is), so quantizing a layer costs about ``chunk_rows * K * 4``
-    bytes more than its quantized size. ``chunk_rows`` is rounded to whole tile rows.
+    bytes more than its quantized size. ``chunk_rows`` is rounded to whole tile rows. The SQNR is
+    measured against ``reference`` (same shape; default ``x``), chunk by chunk.
 
     Raises:
-        ValueError: as :func:`quantize`.
+        ValueError: as :func:`quantize`; ``reference`` of another shape.
     """
     _check_input(x, spec)
+    if reference is None:
+        reference = x
+    elif reference.shape != x.shape:
+        raise ValueError(f"quantize_in_row_chunks: reference {tuple(reference.shape)} is not x's shape {tuple(x.shape)}")
     tile_rows = spec.tile(*x.shape)[0] if spec.granularity != "tensor" else 1
     step = max(tile_rows, chunk_rows // tile_rows * tile_rows)
     lo, hi = torch.aminmax(x)  # exact in x's own dtype, no float32 copy
     tensor_amax = torch.maximum(lo.abs(), hi.abs()).float()
     parts, signal, noise = [], 0.0, 0.0
     for start in range(0, x.shape[0], step):
-        chunk = x[start : start + step]
-        q = quantize(chunk, spec, tensor_amax=tensor_amax)
-        ref = chunk.double()
+        q = quantize(x[start : start + step], spec, tensor_amax=tensor_amax)
+        ref = reference[start : start + step].double()
         signal += float(ref.pow(2).sum())
         noise += float((ref - dequantize(q, torch.float64)).pow(2).sum())
         parts.append(q)
@@ -201,18 +205,20 @@ def quantize_in_row_chunks(
     return concat_rows(parts), sqnr
 
 
-def requantize(q: QuantizedTensor, spec: TensorSpec) -> tuple[QuantizedTensor, float]:
+def requantize(q: QuantizedTensor, spec: TensorSpec, reference: torch.Tensor | None = None) -> tuple[QuantizedTensor, float]:
     """Convert a quantized tensor to another format: ``(converted, sqnr_db)``, the SQNR of the
-    converted values against ``q``'s own dequantized values (the cost of the conversion alone).
+    converted values against ``reference`` (e.g. the float weight ``q`` was made from, for the
+    error of both steps), by default against ``q``'s own dequantized values (the conversion alone).
 
     Used to convert NVFP4/MXFP4 weights to FP8 at load, so that they run on FP8 tensor cores (vLLM
     PR #38728 does this for NVFP4 on Hopper). ``q`` is dequantized in float32 one layer at a time
     (e2m1 x e4m3 x fp32 global is exact in float32 but for the product of the two scales).
 
     Raises:
-        ValueError: as :func:`quantize` (K not a multiple of ``spec``'s group).
+        ValueError: as :func:`quantize` (K not a multiple of ``spec``'s group); ``reference`` of
+            another shape.
     """
-    return quantize_in_row_chunks(dequantize(q, torch.float32), spec)
+    return quantize_in_row_chunks(dequantize(q, torch.float32), spec, reference=reference)
 
 
 def element_values(q: QuantizedTensor) -> torch.Tensor:

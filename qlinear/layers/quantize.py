@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..formats import dequantize, quantize_in_row_chunks, requantize, sqnr_db
+from ..formats import quantize_in_row_chunks, requantize
 from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
@@ -215,9 +215,8 @@ def quantize(
         if device is not None:
             linear.to(device)
         qweight, error = quantize_in_row_chunks(linear.weight.detach(), scheme.weight)
-        if runs_as is not scheme:
-            qweight, _ = requantize(qweight, runs_as.weight)
-            error = sqnr_db(linear.weight.detach(), dequantize(qweight))
+        if runs_as is not scheme:  # the reported error is the converted weight's against the original
+            qweight, error = requantize(qweight, runs_as.weight, reference=linear.weight.detach())
         layer = QuantizedLinear(qweight, linear.bias, runs_as, p.dispatch, p.name)
         model.set_submodule(p.name, layer)
         del linear
