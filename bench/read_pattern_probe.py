@@ -66,7 +66,8 @@ def main() -> None:
     for shape in args.shapes.split(","):
         n, k = (int(v) for v in shape.split("x"))
         kw = k // 8  # int32 words per row
-        nbytes = n * k // 2 + n * k // 16
+        weight_bytes, scale_bytes = n * k // 2, n * k // 16  # packed e2m1 codes, one e4m3 scale per 16
+        nbytes = weight_bytes + scale_bytes
         copies = _copies(nbytes)
         ws = [torch.randint(-2**31, 2**31 - 1, (n, kw), device="cuda", dtype=torch.int32) for _ in range(copies)]
         ss = [torch.randint(-2**31, 2**31 - 1, (n, kw // 8), device="cuda", dtype=torch.int32) for _ in range(copies)]
@@ -85,7 +86,7 @@ def main() -> None:
                 continue
             fns = [lambda w=w, s=s: read(w, s, out, n, kw, r, bw, split, tiled, scales, warps) for w, s in zip(ws, ss)]
             us = graph_median_us(_rotating(fns), rep_ms=40)
-            read_bytes = n * k // 2 + (n * k // 16 if scales else 0)
+            read_bytes = weight_bytes + (scale_bytes if scales else 0)
             print(f"  R={r:3} BW={bw:4}w ({4 * bw:4} B/row) split={split:2} warps={warps} "
                   f"{'tiles' if tiled else 'rows ':5} {'w+scales' if scales else 'w only  '} {us:7.1f} us  "
                   f"{read_bytes / (us * 1e-6) / 1e12:5.2f} TB/s  {100 * floor / us:5.1f}% of 4-bit floor", flush=True)
