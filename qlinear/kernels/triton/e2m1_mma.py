@@ -48,8 +48,9 @@ import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.ampere import async_copy, mma_v2
+from triton.experimental.gluon.language.nvidia.ampere import mma_v2
 
+from ..padding import round_up
 from .configs import SM_COUNT_HOPPER
 from .split_k import split_k_buffers
 
@@ -222,135 +223,6 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
 
 
 @gluon.jit
-def _program_rows(pid_n, r, N, WARPS: gl.constexpr):
-    """Weight row of each tensor row ``r = rep * 8W + 8w + g`` (weight row ``16w + 8rep + g`` of the
-    program: the A operand's order), wrapped into ``[0, N)`` (rows past N compute discarded values)."""
-    return (pid_n * 16 * WARPS + (r % (8 * WARPS)) // 8 * 16 + (r // (8 * WARPS)) * 8 + r % 8) % N
-
-
-@gluon.jit
-def _e2m1_mma_prefetch_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr,
-                              N, M, K, stride_w16, stride_s, stride_x, stride_c, scale_bias,
-                              MX: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr,
-                              WARPS: gl.constexpr, CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr,
-                              EVEN_K: gl.constexpr, RING: gl.constexpr):
-    R: gl.constexpr = 16 * WARPS
-    BK: gl.constexpr = CHUNK * CH
-    T: gl.constexpr = 8 * NT
-    STEPS: gl.constexpr = KS // BK
-    STAGES: gl.constexpr = RING if RING < STEPS else STEPS
-    LW: gl.constexpr = gl.BlockedLayout([1, 1, 1, 4], [8, 1, 4, 1], [WARPS, 1, 1, 1], [3, 2, 1, 0])
-    L3: gl.constexpr = gl.SliceLayout(3, LW)
-    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WARPS, 1], instr_shape=[16, 8])
-    dot_a: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
-    dot_b: gl.constexpr = gl.DotOperandLayout(operand_index=1, parent=mma, k_width=2)
-
-    pid_n = gl.program_id(0)
-    pid_k = gl.program_id(1)
-    k_first = pid_k * KS
-    k_end = gl.minimum(k_first + KS, K)
-
-    # The slice's weight is copied to shared memory asynchronously, one step per group, before
-    # anything waits: every byte of it is in flight at once, in no register. A lane reads back only
-    # the words it copied itself, so the weight needs no barrier. The scales (1/8 or 1/16 of the
-    # bytes) are loaded and stored with the activation, behind its barrier.
-    r = gl.arange(0, R, layout=gl.SliceLayout(1, gl.SliceLayout(2, L3)))
-    rows = _program_rows(pid_n, r, N, WARPS)
-    c3 = gl.arange(0, CH, layout=gl.SliceLayout(0, gl.SliceLayout(2, L3)))[None, :, None]
-    t3 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, L3)))[None, None, :]
-    i4 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, LW))))[None, None, None, :]
-    quad = c3 * 16 + t3 * 4 + pid_k * (KS // 8)
-    w_lanes = w_ptr + rows[:, None, None, None] * (stride_w16 * 4) + gl.expand_dims(quad, 3) + i4
-    # a ring of STAGES steps, [slot * R + r, CH, t, i] with (r, t, i) innermost: a warp's 32 lanes
-    # read 512 consecutive bytes
-    w_smem = gl.allocate_shared_memory(gl.int32, [STAGES * R, CH, 4, 4],
-                                       gl.SwizzledSharedLayout(1, 1, 1, order=[3, 2, 0, 1]))
-    kw_end = k_end // 8
-    for step in gl.static_range(STAGES - 1):
-        _copy_step(w_smem, w_lanes, quad, i4, kw_end, step, step % STAGES * R, BK, EVEN_K)
-
-    s_smem = _stage_scales(s_ptr, pid_n, pid_k, N, K, stride_s, MX, KS, WARPS, EVEN_K)
-    xs = gl.allocate_shared_memory(gl.bfloat16, [STEPS, T, BK],
-                                   gl.SwizzledSharedLayout(vec=8, per_phase=1, max_phase=8, order=[1, 0]))
-    _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-
-    acc = gl.zeros([R, T], gl.float32, mma)
-    for step in gl.static_range(STEPS):
-        if step + STAGES - 1 < STEPS:  # into the slot this thread read at the previous step: its own words
-            _copy_step(w_smem, w_lanes, quad, i4, kw_end, step + STAGES - 1, (step + STAGES - 1) % STAGES * R,
-                       BK, EVEN_K)
-        async_copy.wait_group(STAGES - 1 if step + STAGES - 1 < STEPS else STEPS - 1 - step)
-        words = w_smem.slice(step % STAGES * R, R).load(LW)
-        raw = s_smem.reshape([R, KS // 128, 4]).slice(step * CH, CH, dim=1).load(L3)
-        a = _decode(words, raw, scale_bias, R, CH, WARPS, MX, dot_a)
-        acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
-    _finish(acc, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr, pid_n, pid_k, N, M, stride_c,
-            R, T, SPLIT_K, HAS_BIAS, mma)
-
-
-@gluon.jit
-def _copy_step(w_smem, w_lanes, quad, i4, kw_end, step: gl.constexpr, first: gl.constexpr, BK: gl.constexpr,
-               EVEN_K: gl.constexpr):
-    """Start the asynchronous copy of step ``step``'s words into ring rows ``first ..``, as one group."""
-    R: gl.constexpr = w_lanes.shape[0]
-    if EVEN_K:
-        async_copy.async_copy_global_to_shared(w_smem.slice(first, R), w_lanes + step * (BK // 8))
-    else:
-        inside = gl.expand_dims(quad + step * (BK // 8) < kw_end, 3)
-        async_copy.async_copy_global_to_shared(w_smem.slice(first, R), w_lanes + step * (BK // 8),
-                                               mask=inside & (i4 >= 0))
-    async_copy.commit_group()
-
-
-@gluon.jit
-def _stage_scales(s_ptr, pid_n, pid_k, N, K, stride_s, MX: gl.constexpr, KS: gl.constexpr, WARPS: gl.constexpr,
-                  EVEN_K: gl.constexpr):
-    """The slice's scales in shared memory ``[16 * WARPS, KS / 32]``, per row one unit per 32 codes
-    (NVFP4 a uint16 of two e4m3, MXFP4 one e8m0 byte), zeros past K. Read after the activation
-    staging's barrier."""
-    R: gl.constexpr = 16 * WARPS
-    SC: gl.constexpr = KS // 32
-    VEC: gl.constexpr = 16 if MX else 8
-    SV: gl.constexpr = VEC if SC >= VEC else SC
-    SL: gl.constexpr = SC // SV if SC // SV <= 32 else 32
-    LS: gl.constexpr = gl.BlockedLayout([1, SV], [32 // SL, SL], [WARPS, 1], [1, 0])
-    rows = _program_rows(pid_n, gl.arange(0, R, layout=gl.SliceLayout(1, LS)), N, WARPS)[:, None]
-    col = pid_k * SC + gl.arange(0, SC, layout=gl.SliceLayout(0, LS))[None, :]
-    at = (s_ptr if MX else s_ptr.to(gl.pointer_type(gl.uint16))) + rows * stride_s + col
-    if EVEN_K:
-        raw = gl.load(at)
-    else:
-        raw = gl.load(at, mask=(col < K // 32) & (rows >= 0), other=0)
-    smem = gl.allocate_shared_memory(gl.uint8 if MX else gl.uint16, [R, SC],
-                                     gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
-    smem.store(raw)
-    return smem
-
-
-@gluon.jit
-def _finish(acc, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr, pid_n, pid_k, N, M, stride_c,
-            R: gl.constexpr, T: gl.constexpr, SPLIT_K: gl.constexpr, HAS_BIAS: gl.constexpr, mma: gl.constexpr):
-    """Write ``acc`` (times post_scale, plus bias); with split-K, the slice that arrives last sums
-    every slice's partial in slice order (the sum does not depend on arrival order) and writes it."""
-    rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
-    tt = gl.arange(0, T, layout=gl.SliceLayout(0, mma))
-    if SPLIT_K > 1:
-        slab = gl.num_programs(0) * R * T
-        offs = pid_n * R * T + gl.arange(0, R, layout=gl.SliceLayout(1, mma))[:, None] * T + tt[None, :]
-        gl.store(ws_ptr + pid_k * slab + offs, acc)
-        gl.thread_barrier()  # every thread's partial is written before the counter says so
-        arrived = gl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:
-            total = gl.zeros([R, T], gl.float32, mma)
-            for s in range(SPLIT_K):
-                total += gl.load(ws_ptr + s * slab + offs, cache_modifier=".cg")
-            gl.atomic_xchg(cnt_ptr + pid_n, 0, sem="relaxed", scope="gpu")
-            _epilogue(total, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS)
-    else:
-        _epilogue(acc, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS)
-
-
-@gluon.jit
 def _load_step(w_lanes, s_lanes, quad, kw_end, step, BK: gl.constexpr, EVEN_K: gl.constexpr):
     """Step ``step``'s words ``[R, CH, 4, 4]`` and scale bytes ``[R, CH, 4]``, zeros past K (masks
     only when the slices do not divide K: they cost registers)."""
@@ -380,18 +252,14 @@ class E2m1MmaConfig:
     warps: int = 4
     chunks: int = 2
     split_k: int = 1
-    prefetch: int = 0  # steps in flight in a shared-memory ring (cp.async); 0: one step ahead in registers
 
     def key(self) -> str:
-        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}" + (f"p{self.prefetch}" if self.prefetch else "")
+        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}"
 
 
 def slice_extent(k: int, config: E2m1MmaConfig) -> int:
-    """Codes of K per split-K slice: whole steps, the last slice possibly short (with ``prefetch`` a
-    power-of-two number of steps, so a slice may cover more than ``k / split_k``)."""
-    step = CHUNK.value * config.chunks
-    steps = triton.cdiv(triton.cdiv(k, config.split_k), step)
-    return step * (triton.next_power_of_2(steps) if config.prefetch else steps)
+    """Codes of K per split-K slice: whole steps, the last slice possibly short."""
+    return round_up(triton.cdiv(k, config.split_k), CHUNK.value * config.chunks)
 
 
 def token_tiles(m: int) -> int:
@@ -403,12 +271,8 @@ def token_tiles(m: int) -> int:
 
 
 def shared_memory_bytes(k: int, m: int, config: E2m1MmaConfig) -> int:
-    """Shared memory of one program: the staged activation slice (and with ``prefetch`` the slice's
-    packed weight, 64 rows per 4 warps, and its scales)."""
-    ks = slice_extent(k, config)
-    step = CHUNK.value * config.chunks
-    ring = 16 * config.warps * (min(config.prefetch, ks // step) * step // 2 + ks // 16) if config.prefetch else 0
-    return ks * 8 * token_tiles(m) * 2 + ring
+    """Shared memory of one program: the staged activation slice."""
+    return slice_extent(k, config) * 8 * token_tiles(m) * 2
 
 
 def fits_shared_memory(k: int, m: int, config: E2m1MmaConfig) -> bool:
@@ -454,16 +318,11 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
         ws = counters = post_scale
     if scales.dtype == torch.float8_e4m3fn:
         scales = scales.view(torch.uint8)
-    kernel = _e2m1_mma_prefetch_kernel if config.prefetch else _e2m1_mma_kernel
-    if config.prefetch:  # weight rows in 16-byte units (alignment the compiler can see), NVFP4 scales as uint16
-        strides = (w.stride(0) // 16, scales.stride(0) // (1 if mx else 2))
-    else:
-        strides = (w.stride(0) // 4, scales.stride(0))
-    kernel[grid](
+    _e2m1_mma_kernel[grid](
         w.view(torch.int32), scales, x, c, post_scale, bias if bias is not None else post_scale, ws, counters,
-        n, m, k, *strides, x.stride(0), c.stride(0), scale_bias,
+        n, m, k, w.stride(0) // 4, scales.stride(0), x.stride(0), c.stride(0), scale_bias,
         MX=mx, HAS_BIAS=bias is not None, SPLIT_K=split, WARPS=config.warps, CH=config.chunks, NT=tiles,
-        KS=ks, EVEN_K=k % ks == 0, num_warps=config.warps, **({"RING": config.prefetch} if config.prefetch else {}),
+        KS=ks, EVEN_K=k % ks == 0, num_warps=config.warps,
     )
     return c
 
