@@ -12,6 +12,8 @@ from qlinear.kernels import (
     Dispatch,
     EmulationKernel,
     GluonFp8BlockKernel,
+    GluonFp8RowwiseKernel,
+    GluonInt8Kernel,
     GluonMxfp8Kernel,
     GluonW4A16Kernel,
     IntMMInt8Kernel,
@@ -183,6 +185,15 @@ def test_gluon_block_fp8_on_gpu(n, k, m):
 def test_gluon_mxfp8_on_gpu(n, k, m):
     # 32-deep products, each with its own e8m0 row and column scales; MX tiles are 128 x 64.
     _check("mxfp8", GluonMxfp8Kernel, n, k, m)
+
+
+@pytest.mark.parametrize("name,kernel", [("int8_per_channel", GluonInt8Kernel), ("fp8_per_channel", GluonFp8RowwiseKernel)])
+@pytest.mark.parametrize("n,k", [(4096, 4096), (576, 1536), (192, 576), (136, 400)])  # K/128 = 32, 12, 4.5, 3.1
+@pytest.mark.parametrize("m", MS)
+def test_gluon_rowwise_on_gpu(name, kernel, n, k, m):
+    # products summed on the tensor cores (int32 for INT8: exact), then scaled per token and channel;
+    # ragged M, N and K from TMA's zero fill and clipped stores
+    _check(name, kernel, n, k, m)
 
 
 def test_gluon_block_fp8_refuses_what_tma_cannot_read():

@@ -232,6 +232,24 @@ def test_gluon_block_fp8_takes_the_prefill_cublas_blockwise_refuses():
         assert not ok and why in reason
 
 
+@pytest.mark.parametrize("scheme,gluon,triton_kernel", [("int8_per_channel", "gluon_int8", "triton_int8"),
+                                                         ("fp8_per_channel", "gluon_fp8_rowwise", "triton_fp8_rowwise")])
+def test_gluon_rowwise_takes_prefill_and_leaves_decode_to_triton(scheme, gluon, triton_kernel):
+    from qlinear.kernels import select_dispatch
+
+    hopper = simulated_cuda(90)
+    routes = select_dispatch(config(scheme, 576, 1536), hopper).routes
+    assert [r.selection.kernel.name for r in routes] == [triton_kernel] * 3 + [gluon] * 2
+    decode_reasons = dict((r.kernel, r.reason) for r in routes[0].selection.rejected)
+    assert "prefill (M > 64)" in decode_reasons[gluon]
+    ragged = select_kernel(dataclasses.replace(config(scheme, 100, 200), min_m=65), hopper)
+    assert ragged.kernel.name == triton_kernel
+    assert "16-byte rows" in dict((r.kernel, r.reason) for r in ragged.rejected)[gluon]
+    for other in (simulated_cuda(89), simulated_cuda(100)):  # wgmma is sm_90a only
+        prefill = select_kernel(dataclasses.replace(config(scheme), min_m=65), other)
+        assert prefill.kernel.name != gluon and "sm_90" in dict((r.kernel, r.reason) for r in prefill.rejected)[gluon]
+
+
 def test_gluon_mxfp8_is_the_exact_w8a8_prefill_after_the_weight_only_kernels():
     hopper = simulated_cuda(90)
     prefill = dataclasses.replace(config("mxfp8"), min_m=65)

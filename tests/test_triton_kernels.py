@@ -349,6 +349,21 @@ def test_wgmma_gemms_refuse_scales_tma_cannot_read():
         mxfp8_gemm(a, aligned_e8m0, b, weight_e8m0.t().contiguous())
 
 
+def test_wgmma_rowwise_gemm_refuses_wrong_scales_and_mixed_operands():
+    from qlinear.kernels.triton.wgmma_gemm import rowwise_gemm
+
+    a = torch.zeros(5, 256, dtype=torch.int8)
+    b = torch.zeros(64, 256, dtype=torch.int8)
+    with pytest.raises(ValueError, match="one per row of A and of B"):  # a per-tensor scale where one per token is read
+        rowwise_gemm(a, torch.ones(1), b, torch.ones(64))
+    with pytest.raises(ValueError, match="one per row of A and of B"):  # bf16 channel scales
+        rowwise_gemm(a, torch.ones(5, 1), b, torch.ones(64, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="operands of one dtype"):  # int8 activations, e4m3 weight
+        rowwise_gemm(a, torch.ones(5, 1), b.to(torch.float8_e4m3fn), torch.ones(64))
+    with pytest.raises(ValueError, match="K % 16 == 0"):
+        rowwise_gemm(a[:, :200], torch.ones(5), b[:, :200], torch.ones(64))
+
+
 def test_mx_weight_scales_are_the_decoded_e8m0_transposed():
     from qlinear.kernels.triton.wgmma_gemm import mx_weight_scales
 

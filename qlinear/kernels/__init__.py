@@ -10,7 +10,7 @@ from .cublas_block_fp8 import CublasBlockFp8Kernel
 from .dispatch import M_BUCKETS, Dispatch, Route, select_dispatch
 from .emulation import EmulationKernel
 from .gluon_w4a16 import GluonW4A16Kernel
-from .gluon_wgmma import GluonFp8BlockKernel, GluonMxfp8Kernel
+from .gluon_wgmma import GluonFp8BlockKernel, GluonFp8RowwiseKernel, GluonInt8Kernel, GluonMxfp8Kernel
 from .int_mm_int8 import IntMMInt8Kernel
 from .registry import (
     NoKernelError,
@@ -30,7 +30,9 @@ from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16K
 # CUDA order from bench/results/h200_bench_issue*.txt: cuBLAS blockwise wins block FP8 prefill wherever
 # it is correct (not M=1, K/128 % 4 == 0), the Gluon wgmma GEMM takes the other prefill shapes (about
 # twice Triton's rate, h200_issue3.md), Triton the rest (and decode M=2..64 on the H200, by
-# qlinear.tuning.DEFAULTS); Triton rowwise FP8 and INT8 win
+# qlinear.tuning.DEFAULTS). Per-channel FP8 and INT8: the Gluon wgmma GEMM (prefill only, M > 64)
+# ran faster than the Triton GEMM on all 5 issue shapes at M=4096 and on 3-4 of 5 at M=1024, the
+# rest within 1% (CUDA-graph replays, h200_issue3.md, 2026-12-01); Triton rowwise FP8 and INT8 win
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernels (per-32 scaling per K step; the Gluon one is
@@ -45,8 +47,10 @@ for _kernel in (
     CublasBlockFp8Kernel,
     GluonFp8BlockKernel,
     TritonFp8BlockKernel,
+    GluonFp8RowwiseKernel,
     TritonFp8RowwiseKernel,
     CublasFp8Kernel,
+    GluonInt8Kernel,
     TritonInt8Kernel,
     IntMMInt8Kernel,
     DequantMMKernel,
@@ -68,6 +72,8 @@ __all__ = [
     "CublasNvfp4Kernel",
     "Dispatch",
     "GluonFp8BlockKernel",
+    "GluonFp8RowwiseKernel",
+    "GluonInt8Kernel",
     "GluonW4A16Kernel",
     "GluonMxfp8Kernel",
     "Route",

@@ -11,6 +11,9 @@ the Triton kernels.
   each 32-deep product scaled on its own: about half the bf16 rate on an H200, where scaling on
   CUDA cores (2 FP32 instructions per output element per 32-group) caps any such kernel at ~1.4x
   bf16 (``bench/results/h200_issue4.md``), so the weight-only ``dequant_cublas`` goes first.
+* ``gluon_int8`` and ``gluon_fp8_rowwise``: per-channel weights x dynamic per-token activations
+  (INT8 W8A8, FP8 per-channel), the same pipeline with nothing to scale per K step: the products
+  sum on the tensor cores and the scales multiply the finished sum.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import torch
 from ..platform import Platform
 from .base import OK, LayerConfig, LinearKernel, Verdict, importable, require_cuda_exactly
 from .dispatch import DECODE_MAX_M
-from .triton_w8a8 import TritonFp8BlockKernel, TritonMxfp8Kernel
+from .triton_w8a8 import TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel, TritonMxfp8Kernel
 
 WGMMA_CAPABILITY = 90  # wgmma is sm_90a only: Blackwell replaced it (tcgen05)
 
@@ -29,8 +32,7 @@ class _GluonWgmma(LinearKernel):
     batch_invariant = True  # fixed tiles, no split-K: a row's result never depends on M
     same_scheme_as: type[LinearKernel]  # the Triton kernel whose can_implement defines the scheme
     k_align: int  # TMA's 16 bytes, or whole MX groups
-    group: int  # activation quantization group along K
-    mx: bool  # e8m0 scales per 32 (mxfp8_gemm) rather than fp32 block scales (block_fp8_gemm)
+    scales: str  # "block" (block_fp8_gemm), "mx" (mxfp8_gemm) or "rowwise" (rowwise_gemm)
 
     @classmethod
     def is_supported(cls, platform: Platform) -> Verdict:
@@ -56,15 +58,14 @@ class _GluonWgmma(LinearKernel):
         from .triton.wgmma_gemm import weight_descriptors
 
         self.weight_scale = self.kernel_scales(layer.weight_scale)
-        self.weight_descs = weight_descriptors(layer.weight, self.weight_scale, mx=self.mx)
+        self.weight_descs = weight_descriptors(layer.weight, self.weight_scale, self.scales)
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        from .triton.act_quant import quantize_per_group
-        from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm
+        from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm, rowwise_gemm
 
-        q, s = quantize_per_group(x.contiguous(), self.group, m_major=True, tma_aligned=True, e8m0=self.mx)
+        q, s = self.quantize(x.contiguous())
         out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
-        gemm = mxfp8_gemm if self.mx else block_fp8_gemm
+        gemm = {"block": block_fp8_gemm, "mx": mxfp8_gemm, "rowwise": rowwise_gemm}[self.scales]
         return gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs).to(x.dtype)
 
 
@@ -73,11 +74,17 @@ class GluonFp8BlockKernel(_GluonWgmma):
     summary = ("Gluon (Triton) Hopper wgmma block FP8, 1x128 A x 128x128 W: persistent, a TMA producer, two consumer "
                "warpgroups scaling each K-tile's product while the next runs; prefill (M > 64)")
     same_scheme_as = TritonFp8BlockKernel
-    k_align, group, mx = 16, 128, False
+    k_align, scales = 16, "block"
 
     @staticmethod
     def kernel_scales(weight_scale: torch.Tensor) -> torch.Tensor:
         return weight_scale.float().contiguous()  # checkpoints may hold bf16 block scales
+
+    @staticmethod
+    def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .triton.act_quant import quantize_per_group
+
+        return quantize_per_group(x, 128, m_major=True, tma_aligned=True)
 
 
 class GluonMxfp8Kernel(_GluonWgmma):
@@ -85,10 +92,48 @@ class GluonMxfp8Kernel(_GluonWgmma):
     summary = ("Gluon (Triton) Hopper wgmma MXFP8 W8A8: e8m0 scales per 32 applied to each 32-deep product while "
                "the next runs; fused MXFP8 quantization; prefill (M > 64)")
     same_scheme_as = TritonMxfp8Kernel
-    k_align, group, mx = 32, 32, True
+    k_align, scales = 32, "mx"
 
     @staticmethod
     def kernel_scales(weight_scale: torch.Tensor) -> torch.Tensor:
         from .triton.wgmma_gemm import mx_weight_scales
 
         return mx_weight_scales(weight_scale)
+
+    @staticmethod
+    def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .triton.act_quant import quantize_per_group
+
+        return quantize_per_group(x, 32, m_major=True, tma_aligned=True, e8m0=True)
+
+
+class _GluonRowwise(_GluonWgmma):
+    """Per-channel (or per-tensor) weight x dynamic per-token activation of ``element`` type."""
+
+    k_align, scales = 16, "rowwise"
+    element: torch.dtype
+
+    def kernel_scales(self, weight_scale: torch.Tensor) -> torch.Tensor:
+        # a per-tensor weight scale becomes one per channel: the GEMM reads one per output column
+        return weight_scale.float().reshape(-1).expand(self.config.out_features).contiguous()
+
+    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .triton.act_quant import quantize_per_token
+
+        return quantize_per_token(x, self.element)
+
+
+class GluonInt8Kernel(_GluonRowwise):
+    name = "gluon_int8"
+    summary = ("Gluon (Triton) Hopper wgmma INT8 W8A8, per-channel W x dynamic per-token A: persistent, a TMA "
+               "producer, two consumer warpgroups, int32 sums scaled once; prefill (M > 64)")
+    same_scheme_as = TritonInt8Kernel
+    element = torch.int8
+
+
+class GluonFp8RowwiseKernel(_GluonRowwise):
+    name = "gluon_fp8_rowwise"
+    summary = ("Gluon (Triton) Hopper wgmma FP8 per-channel/per-tensor W x dynamic per-token A: persistent, a TMA "
+               "producer, two consumer warpgroups, fp32 sums scaled once; prefill (M > 64)")
+    same_scheme_as = TritonFp8RowwiseKernel
+    element = torch.float8_e4m3fn

@@ -1,11 +1,13 @@
-"""FP8 GEMMs for Hopper in Gluon with per-K-step scales: warp-specialized wgmma, the scale promotion
-off the tensor cores' path.
+"""W8A8 GEMMs for Hopper in Gluon: warp-specialized wgmma, with per-K-step scales promoted off the
+tensor cores' path, or with per-token x per-channel scales applied once to the finished sum.
 
 ``block_fp8_gemm``: ``C [M, N] = sum over K-tiles t of (A_t @ B_t^T) * a_scale[:, t] * b_scale[n // 128, t]``
 for e4m3 ``A [M, K]`` (1 x 128 activation groups, scales M-major ``[ceil(K/128), M]`` storage) and
 e4m3 ``B [N, K]`` (128 x 128 weight blocks, scales ``[ceil(N/128), ceil(K/128)]``), the DeepSeek-V3
 recipe. ``mxfp8_gemm``: the same with OCP MX e8m0 scales per 32 along K on both operands, each
-32-deep product scaled by its row and column scales (128 x 64 output tiles).
+32-deep product scaled by its row and column scales (128 x 64 output tiles). ``rowwise_gemm``:
+INT8 (int32 sums, exact) or e4m3 (fp32 sums) operands with one scale per token and one per output
+channel, applied in the epilogue; its K loop only waits for products (one kept in flight).
 
 Each K step's product must be scaled before it joins the fp32 sum, so the tensor cores idle while
 the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what Triton 3.6
@@ -66,16 +68,16 @@ def _tile_origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.con
 
 @gluon.jit
 def _producer(a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles, tiles,
-              MX: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr):
+              SCALES: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr):
     """The producer: TMA-load every K-tile of this program's output tiles, with its activation scales
-    (and MX weight scales), into the ring, each stage once both consumers have freed it, running
-    ahead into the next output tile while they finish one."""
+    (and MX weight scales; none for rowwise scales, applied after the sum), into the ring, each stage
+    once both consumers have freed it, running ahead into the next output tile while they finish one."""
     BM: gl.constexpr = a_desc.block_type.shape[0]
     BN: gl.constexpr = b_desc.block_type.shape[0]
     BK: gl.constexpr = a_desc.block_type.shape[1]
-    SCALES_PER_TILE: gl.constexpr = as_desc.block_type.shape[0]  # scale groups along K per K-tile
-    nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes + as_desc.block_type.nbytes + (
-        bs_desc.block_type.nbytes if MX else 0)
+    SCALES_PER_TILE: gl.constexpr = 0 if SCALES == "rowwise" else as_desc.block_type.shape[0]  # groups per K-tile
+    nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes + (
+        0 if SCALES == "rowwise" else as_desc.block_type.nbytes) + (bs_desc.block_type.nbytes if SCALES == "mx" else 0)
     step = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, BM, BN, GROUP_M)
@@ -85,9 +87,10 @@ def _producer(a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem
             mbarrier.expect(ready.index(stage), nbytes)
             tma.async_copy_global_to_shared(a_desc, [off_m, t * BK], ready.index(stage), a_smem.index(stage))
             tma.async_copy_global_to_shared(b_desc, [off_n, t * BK], ready.index(stage), b_smem.index(stage))
-            tma.async_copy_global_to_shared(as_desc, [t * SCALES_PER_TILE, off_m], ready.index(stage),
-                                            as_smem.index(stage))
-            if MX:
+            if SCALES != "rowwise":
+                tma.async_copy_global_to_shared(as_desc, [t * SCALES_PER_TILE, off_m], ready.index(stage),
+                                                as_smem.index(stage))
+            if SCALES == "mx":
                 tma.async_copy_global_to_shared(bs_desc, [t * SCALES_PER_TILE, off_n], ready.index(stage),
                                                 bs_smem.index(stage))
             step += 1
@@ -222,21 +225,49 @@ def _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles,
 
 
 @gluon.jit
-def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, b_scale_ptr, bias_ptr, M, N, k_tiles,
-              tiles, stride_bs, PART: gl.constexpr, MX: gl.constexpr, HAS_BIAS: gl.constexpr,
+def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl.constexpr, mma: gl.constexpr,
+                      PART: gl.constexpr, STAGES: gl.constexpr):
+    """Per-token x per-channel scales: the K-tiles' products accumulate on the tensor cores (int32 for
+    int8, fp32 for e4m3) and are scaled once, after the sum. One product stays in flight while the
+    next K-tile is awaited; its stage is freed once the product after it has been issued."""
+    BN: gl.constexpr = mma.instr_shape[1]
+    acc = gl.zeros([64, BN], acc_dtype, layout=mma)
+    for t in range(k_tiles):
+        stage = (base + t) % STAGES
+        mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
+        a = a_smem.index(stage).slice(PART * 64, 64, dim=0)
+        acc = warpgroup_mma(a, b_smem.index(stage).permute((1, 0)), acc, is_async=True)
+        acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+        mbarrier.arrive(empty.index((base + t + STAGES - 1) % STAGES), pred=t > 0)
+    acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+    mbarrier.arrive(empty.index((base + k_tiles - 1) % STAGES))
+    return acc
+
+
+@gluon.jit
+def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M,
+              N, k_tiles, tiles, stride_bs, PART: gl.constexpr, SCALES: gl.constexpr, HAS_BIAS: gl.constexpr,
               STAGES: gl.constexpr, GROUP_M: gl.constexpr):
     """One warpgroup (PART 0 or 1): its 64 rows of each of this program's output tiles, each K
-    step's product scaled and summed in fp32; a tile's store drains while the next tile computes."""
+    step's product scaled and summed in fp32 (rowwise: summed, then scaled); a tile's store drains
+    while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
     base = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, 2 * c_desc.block_type.shape[0], BN, GROUP_M)
-        if MX:
+        if SCALES == "mx":
             acc = _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles, mma, PART, STAGES)
-        else:
+        elif SCALES == "block":
             acc = _mainloop_block(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // BN, base, k_tiles,
                                   stride_bs, mma, PART, STAGES)
+        else:
+            acc_dtype: gl.constexpr = gl.int32 if a_smem.dtype == gl.int8 else gl.float32
+            acc = _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype, mma, PART, STAGES)
+            rows = off_m + PART * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+            cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
+            acc = (acc.to(gl.float32) * gl.expand_dims(gl.load(a_scale_ptr + rows, mask=rows < M, other=0.0), 1)
+                   * gl.expand_dims(gl.load(b_scale_ptr + cols, mask=cols < N, other=0.0), 0))
         base += k_tiles
 
         if HAS_BIAS:
@@ -250,8 +281,8 @@ def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, b_
 
 
 @gluon.jit
-def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, b_scale_ptr, bias_ptr, M, N, K, stride_bs,
-                       MX: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
+def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_bs,
+                       SCALES: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
                        CONSUMER_REGS: gl.constexpr):
     # Persistent: program p computes output tiles p, p + P, p + 2P, ... (P programs, one per SM).
     k_tiles = gl.cdiv(K, a_desc.block_type.shape[1])
@@ -259,8 +290,11 @@ def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, b_scale_ptr, bi
 
     a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES] + a_desc.block_type.shape, a_desc.layout)
     b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
-    as_smem = gl.allocate_shared_memory(as_desc.dtype, [STAGES] + as_desc.block_type.shape, as_desc.layout)
-    if MX:
+    if SCALES == "rowwise":  # no scales staged: they multiply the finished sum
+        as_smem = a_smem
+    else:
+        as_smem = gl.allocate_shared_memory(as_desc.dtype, [STAGES] + as_desc.block_type.shape, as_desc.layout)
+    if SCALES == "mx":
         bs_smem = gl.allocate_shared_memory(bs_desc.dtype, [STAGES] + bs_desc.block_type.shape, bs_desc.layout)
     else:  # block weight scales are one number per K-tile, read by the consumers from global memory
         bs_smem = as_smem
@@ -274,11 +308,11 @@ def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, b_scale_ptr, bi
 
     gl.warp_specialize([
         (_producer, (a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles,
-                     tiles, MX, STAGES, GROUP_M)),
-        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_top, b_scale_ptr, bias_ptr, M, N,
-                     k_tiles, tiles, stride_bs, 0, MX, HAS_BIAS, STAGES, GROUP_M)),
-        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_bottom, b_scale_ptr, bias_ptr, M, N,
-                     k_tiles, tiles, stride_bs, 1, MX, HAS_BIAS, STAGES, GROUP_M)),
+                     tiles, SCALES, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr,
+                     M, N, k_tiles, tiles, stride_bs, 0, SCALES, HAS_BIAS, STAGES, GROUP_M)),
+        (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr,
+                     bias_ptr, M, N, k_tiles, tiles, stride_bs, 1, SCALES, HAS_BIAS, STAGES, GROUP_M)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -315,43 +349,58 @@ def mx_weight_scales(weight_scale: torch.Tensor) -> torch.Tensor:
     return e8m0.decode(weight_scale).t().contiguous()
 
 
-def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, mx: bool = False) -> tuple:
-    """The TMA descriptors of an e4m3 weight ``[N, K]`` (and, ``mx=True``, of its scales from
-    :func:`mx_weight_scales`) for :func:`block_fp8_gemm` or :func:`mxfp8_gemm`; built once per layer:
-    building descriptors costs microseconds of host time per call."""
-    if not mx:
-        return _descriptor(b, gl.float8e4nv, BLOCK), None
+_GL_ELEMENT = {torch.float8_e4m3fn: gl.float8e4nv, torch.int8: gl.int8}
+
+
+def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, scales: str = "block") -> tuple:
+    """The TMA descriptors of a weight ``[N, K]`` (e4m3, or int8 for ``scales="rowwise"``; and for
+    ``scales="mx"`` of its scales from :func:`mx_weight_scales`) for :func:`block_fp8_gemm`,
+    :func:`mxfp8_gemm` or :func:`rowwise_gemm`; built once per layer: building descriptors costs
+    microseconds of host time per call."""
+    if scales != "mx":
+        return _descriptor(b, _GL_ELEMENT[b.dtype], BLOCK), None
     return _descriptor(b, gl.float8e4nv, MX_BLOCK_N), _scale_descriptor(b_scale, BLOCK // 32, MX_BLOCK_N)
 
 
-def _check_layout(what: str, a, a_scale, b, b_scale, mx: bool) -> None:
+def _check_layout(what: str, a, a_scale, b, b_scale, scales: str) -> None:
     k, n = a.shape[1], b.shape[0]
-    scale_rows_ok = a_scale.stride(1) * a_scale.element_size() % 16 == 0
-    if mx:
+    if scales == "rowwise":  # one fp32 per row of A and per row of B, read by the consumers directly
+        scale_rows_ok = (a_scale.numel() == a.shape[0] and b_scale.numel() == n and a_scale.is_contiguous()
+                         and b_scale.is_contiguous() and a_scale.dtype == b_scale.dtype == torch.float32
+                         and a.dtype == b.dtype)
+    else:
+        scale_rows_ok = a_scale.stride(1) * a_scale.element_size() % 16 == 0 and a_scale.stride(0) == 1 \
+            and b_scale.stride(1) == 1
+    if scales == "mx":
         scale_rows_ok &= b_scale.dtype == torch.float32 and b_scale.stride(0) * 4 % 16 == 0
-    if (k % K_ALIGN or n % N_ALIGN or a.stride(1) != 1 or b.stride(1) != 1 or a_scale.stride(0) != 1
-            or b_scale.stride(1) != 1 or not scale_rows_ok):
-        raise ValueError(f"{what} needs K % {K_ALIGN} == 0, N % {N_ALIGN} == 0, K-contiguous operands, M-major "
-                         "activation scales and row-contiguous weight scales (fp32 for MX) whose rows TMA reads "
-                         "(16-byte aligned strides); got "
-                         f"a {tuple(a.shape)} stride {a.stride()}, b {tuple(b.shape)} stride {b.stride()}, "
-                         f"a_scale stride {a_scale.stride()}, b_scale stride {b_scale.stride()}")
+    if k % K_ALIGN or n % N_ALIGN or a.stride(1) != 1 or b.stride(1) != 1 or not scale_rows_ok:
+        raise ValueError(f"{what} needs K % {K_ALIGN} == 0, N % {N_ALIGN} == 0, K-contiguous operands and "
+                         + ("contiguous fp32 scales, one per row of A and of B, and operands of one dtype; "
+                            if scales == "rowwise" else
+                            "M-major activation scales and row-contiguous weight scales (fp32 for MX) whose rows "
+                            "TMA reads (16-byte aligned strides); ")
+                         + f"got a {tuple(a.shape)} {a.dtype} stride {a.stride()}, b {tuple(b.shape)} {b.dtype} "
+                         f"stride {b.stride()}, a_scale {tuple(a_scale.shape)} stride {a_scale.stride()}, "
+                         f"b_scale {tuple(b_scale.shape)} stride {b_scale.stride()}")
 
 
-def _launch(a, a_scale, b, b_scale, mx: bool, bias, out_dtype, stages, group_m, b_descs) -> torch.Tensor:
+def _launch(a, a_scale, b, b_scale, scales: str, bias, out_dtype, stages, group_m, b_descs) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
-    block_n = MX_BLOCK_N if mx else BLOCK
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
-    b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, mx)
-    as_desc = _scale_descriptor(a_scale.t(), BLOCK // 32 if mx else 1, BLOCK)
+    b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, scales)
+    block_n = MX_BLOCK_N if scales == "mx" else BLOCK
+    a_desc = _descriptor(a, _GL_ELEMENT[a.dtype])
+    # rowwise scales are read by the consumers (no scale descriptors); block FP8 reads its one weight
+    # scale per K-tile from global memory (as_desc stands in for bs_desc)
+    as_desc = None if scales == "rowwise" else _scale_descriptor(a_scale.t(), BLOCK // 32 if scales == "mx" else 1,
+                                                                  BLOCK)
     grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
     _wgmma_gemm_kernel[grid](
-        # block FP8 reads its one weight scale per K-tile from global memory: as_desc stands in for bs_desc
-        _descriptor(a, gl.float8e4nv), b_desc, _descriptor(c, out_gl, HALF, block_n), as_desc, bs_desc or as_desc,
-        b_scale, bias if bias is not None else c, m, n, k, b_scale.stride(0),
-        MX=mx, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
+        a_desc, b_desc, _descriptor(c, out_gl, HALF, block_n), as_desc, bs_desc or as_desc,
+        a_scale, b_scale, bias if bias is not None else c, m, n, k, b_scale.stride(0),
+        SCALES=scales, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
         num_warps=PRODUCER_WARPS,
     )
     return c
@@ -381,8 +430,8 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
     Raises:
         ValueError: operands whose layout TMA cannot read.
     """
-    _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale, mx=False)
-    return _launch(a, a_scale, b, b_scale, False, bias, out_dtype, stages, group_m, b_descs)
+    _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale, "block")
+    return _launch(a, a_scale, b, b_scale, "block", bias, out_dtype, stages, group_m, b_descs)
 
 
 def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_t: torch.Tensor,
@@ -409,5 +458,31 @@ def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_
     """
     if a.shape[1] % 32:
         raise ValueError(f"wgmma MXFP8 GEMM needs K % 32 == 0 (whole e8m0 groups), got K={a.shape[1]}")
-    _check_layout("wgmma MXFP8 GEMM", a, a_scale, b, b_scale_t, mx=True)
-    return _launch(a, a_scale, b, b_scale_t, True, bias, out_dtype, stages, group_m, b_descs)
+    _check_layout("wgmma MXFP8 GEMM", a, a_scale, b, b_scale_t, "mx")
+    return _launch(a, a_scale, b, b_scale_t, "mx", bias, out_dtype, stages, group_m, b_descs)
+
+
+def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
+                 bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
+                 stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None) -> torch.Tensor:
+    """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with per-token activation and per-channel weight
+    scales (W8A8: INT8 with exact int32 sums, or e4m3 with fp32 sums), on Hopper: the products sum on
+    the tensor cores and the two scales multiply the finished sum.
+
+    Args:
+        a: ``[M, K]`` int8 or e4m3, K contiguous; ``K % 16 == 0``.
+        a_scale: ``[M]`` or ``[M, 1]`` fp32 dequant multipliers per token, contiguous.
+        b: ``[N, K]`` weight of a's dtype, K contiguous; ``N % 8 == 0``.
+        b_scale: ``[N]`` or ``[N, 1]`` fp32 dequant multipliers per output channel, contiguous.
+        bias, out_dtype, stages, group_m: as :func:`block_fp8_gemm`.
+        b_descs: ``weight_descriptors(b, b_scale, "rowwise")``, when the caller keeps them.
+
+    Returns:
+        ``[M, N]`` in ``out_dtype``.
+
+    Raises:
+        ValueError: operands whose layout TMA cannot read, scales of the wrong size or dtype, or
+            operands of two dtypes.
+    """
+    _check_layout("wgmma rowwise GEMM", a, a_scale, b, b_scale, "rowwise")
+    return _launch(a, a_scale, b, b_scale, "rowwise", bias, out_dtype, stages, group_m, b_descs)
