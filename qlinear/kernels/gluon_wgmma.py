@@ -55,18 +55,16 @@ class _GluonWgmma(LinearKernel):
 
 
     def prepare(self, layer) -> None:
-        from .triton.wgmma_gemm import weight_descriptors
+        from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm, rowwise_gemm, weight_descriptors
 
         self.weight_scale = self.kernel_scales(layer.weight_scale)
         self.weight_descs = weight_descriptors(layer.weight, self.weight_scale, self.scales)
+        self.gemm = {"block": block_fp8_gemm, "mx": mxfp8_gemm, "rowwise": rowwise_gemm}[self.scales]
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        from .triton.wgmma_gemm import block_fp8_gemm, mxfp8_gemm, rowwise_gemm
-
         q, s = self.quantize(x.contiguous())
         out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
-        gemm = {"block": block_fp8_gemm, "mx": mxfp8_gemm, "rowwise": rowwise_gemm}[self.scales]
-        return gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs).to(x.dtype)
+        return self.gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs).to(x.dtype)
 
 
 class GluonFp8BlockKernel(_GluonWgmma):

@@ -365,15 +365,15 @@ def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, scales: str = "bl
 def _check_layout(what: str, a, a_scale, b, b_scale, scales: str) -> None:
     k, n = a.shape[1], b.shape[0]
     if scales == "rowwise":  # one fp32 per row of A and per row of B, read by the consumers directly
-        scale_rows_ok = (a_scale.numel() == a.shape[0] and b_scale.numel() == n and a_scale.is_contiguous()
+        layout_ok = (a_scale.numel() == a.shape[0] and b_scale.numel() == n and a_scale.is_contiguous()
                          and b_scale.is_contiguous() and a_scale.dtype == b_scale.dtype == torch.float32
                          and a.dtype == b.dtype)
     else:
-        scale_rows_ok = a_scale.stride(1) * a_scale.element_size() % 16 == 0 and a_scale.stride(0) == 1 \
+        layout_ok = a_scale.stride(1) * a_scale.element_size() % 16 == 0 and a_scale.stride(0) == 1 \
             and b_scale.stride(1) == 1
     if scales == "mx":
-        scale_rows_ok &= b_scale.dtype == torch.float32 and b_scale.stride(0) * 4 % 16 == 0
-    if k % K_ALIGN or n % N_ALIGN or a.stride(1) != 1 or b.stride(1) != 1 or not scale_rows_ok:
+        layout_ok &= b_scale.dtype == torch.float32 and b_scale.stride(0) * 4 % 16 == 0
+    if k % K_ALIGN or n % N_ALIGN or a.stride(1) != 1 or b.stride(1) != 1 or not layout_ok:
         raise ValueError(f"{what} needs K % {K_ALIGN} == 0, N % {N_ALIGN} == 0, K-contiguous operands and "
                          + ("contiguous fp32 scales, one per row of A and of B, and operands of one dtype; "
                             if scales == "rowwise" else
