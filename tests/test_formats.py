@@ -223,6 +223,8 @@ def test_quantizing_in_row_chunks_is_identical_to_whole(name):
                                                          b.view(torch.uint8) if b.dtype.itemsize == 1 else b), field
     assert chunked.shape == whole.shape
     assert sqnr == pytest.approx(sqnr_db(w.float(), dequantize(whole)), abs=1e-6)
+    unmeasured, none = quantize_in_row_chunks(w, spec, chunk_rows=128, measure=False)  # same values, no SQNR
+    assert none is None and torch.equal(dequantize(unmeasured, torch.float64), dequantize(whole, torch.float64))
 
 
 def test_requantize_mxfp4_to_mxfp8_is_lossless_and_nvfp4_to_fp8_costs_little():

@@ -173,14 +173,17 @@ def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
 
 
 def quantize_in_row_chunks(
-    x: torch.Tensor, spec: TensorSpec, chunk_rows: int = 1024, reference: torch.Tensor | None = None
-) -> tuple[QuantizedTensor, float]:
+    x: torch.Tensor, spec: TensorSpec, chunk_rows: int = 1024, reference: torch.Tensor | None = None,
+    measure: bool = True,
+) -> tuple[QuantizedTensor, float | None]:
     """:func:`quantize` ``x [rows, K]`` a few rows at a time; returns ``(quantized, sqnr_db)``.
 
     Identical to quantizing the whole tensor, but only one chunk is ever held in float32 (the
     weight's own dtype is read as is), so quantizing a layer costs about ``chunk_rows * K * 4``
     bytes more than its quantized size. ``chunk_rows`` is rounded to whole tile rows. The SQNR is
-    measured against ``reference`` (same shape; default ``x``), chunk by chunk.
+    measured against ``reference`` (same shape; default ``x``), chunk by chunk; with
+    ``measure=False`` it is not (``sqnr_db`` is None: no float64 dequantization, e.g. when the
+    result is converted again and only the converted weight's error is reported).
 
     Raises:
         ValueError: as :func:`quantize`; ``reference`` of another shape.
@@ -197,10 +200,13 @@ def quantize_in_row_chunks(
     parts, signal, noise = [], 0.0, 0.0
     for start in range(0, x.shape[0], step):
         q = quantize(x[start : start + step], spec, tensor_amax=tensor_amax)
-        ref = reference[start : start + step].double()
-        signal += float(ref.pow(2).sum())
-        noise += float((ref - dequantize(q, torch.float64)).pow(2).sum())
+        if measure:
+            ref = reference[start : start + step].double()
+            signal += float(ref.pow(2).sum())
+            noise += float((ref - dequantize(q, torch.float64)).pow(2).sum())
         parts.append(q)
+    if not measure:
+        return concat_rows(parts), None
     sqnr = float("inf") if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else float("-inf")
     return concat_rows(parts), sqnr
 

@@ -214,8 +214,9 @@ def quantize(
             continue
         if device is not None:
             linear.to(device)
-        qweight, error = quantize_in_row_chunks(linear.weight.detach(), scheme.weight)
-        if runs_as is not scheme:  # the reported error is the converted weight's against the original
+        converting = runs_as is not scheme
+        qweight, error = quantize_in_row_chunks(linear.weight.detach(), scheme.weight, measure=not converting)
+        if converting:  # the reported error is the converted weight's against the original
             qweight, error = requantize(qweight, runs_as.weight, reference=linear.weight.detach())
         layer = QuantizedLinear(qweight, linear.bias, runs_as, p.dispatch, p.name)
         model.set_submodule(p.name, layer)
