@@ -2,7 +2,9 @@
 
 Method (``bench/results/`` holds what it measured): ``triton.testing.do_bench`` medians (for
 M <= 64, ``do_bench_cudagraph``: decode steps run as CUDA graphs in engines, so launch gaps are not
-the kernels' time), each call on a different copy of the layer so the weights streamed per call exceed L2 (decode would
+the kernels' time; ``graph=True``, the CLI's ``--graph``, times every M so: where the host's launch
+cost exceeds a prefill layer's GPU time, as on our GPU machine at ~50 us per Triton launch, eager
+medians measure the host), each call on a different copy of the layer so the weights streamed per call exceed L2 (decode would
 otherwise read them from cache), random inputs (never zeros), activation quantization included in
 every qlinear kernel's time. The floor of a case is the larger of its FLOPs at the measured FP8
 rate (cuBLAS tensorwise, 8192^3) and its bytes (weight + scales + x + y) at the measured copy
@@ -73,8 +75,19 @@ def graph_median_us(fn, rep_ms: float = 100) -> float:
     return 1000.0 * triton.testing.do_bench_cudagraph(fn, rep=rep_ms, return_mode="median")
 
 
-def time_us(fn, m: int) -> float:
-    return graph_median_us(fn) if m <= GRAPH_MAX_M else median_us(fn)
+def time_us(fn, m: int, graph: bool = False) -> float:
+    """Microseconds of ``fn`` over ``m`` rows: CUDA-graph replays up to :data:`GRAPH_MAX_M` rows, or at
+    every ``m`` with ``graph``; eager ``do_bench`` medians otherwise."""
+    return graph_median_us(fn) if graph or m <= GRAPH_MAX_M else median_us(fn)
+
+
+def reference_us(fn, m: int, graph: bool = False) -> float:
+    """:func:`time_us` for a reference line (bf16, cuBLAS): with ``graph`` above :data:`GRAPH_MAX_M`,
+    the faster of graph replays and eager calls (cuBLAS bf16 ran slower captured in a graph on the
+    H200), so no qlinear kernel is compared with a handicapped reference."""
+    if graph and m > GRAPH_MAX_M:
+        return min(graph_median_us(fn), median_us(fn))
+    return time_us(fn, m)
 
 
 def measure_ceilings(device: str = "cuda") -> Ceilings:
@@ -113,17 +126,19 @@ def candidates(scheme: str, m: int, n: int, k: int):
     return fast_candidates(LayerConfig(SCHEMES[scheme], n, k, min_m=m, max_m=m), platform_of("cuda"))
 
 
-def time_layers(qweights, scheme, kernel, x: torch.Tensor) -> float:
+def time_layers(qweights, scheme, kernel, x: torch.Tensor, graph: bool = False) -> float:
     """Microseconds of ``kernel`` on ``x``, rotating through layers built on ``qweights`` (repeated
-    until the weights streamed per round exceed L2)."""
+    until the weights streamed per round exceed L2); ``graph`` as :func:`time_us`."""
     layers = [QuantizedLinear(qw, None, scheme, Dispatch.single(kernel), "bench") for qw in qweights]
     copies = _copies(qweights[0].nbytes)
     layers = (layers * (copies // len(layers) + 1))[:copies]
-    return time_us(_rotating([lambda lay=lay: lay(x) for lay in layers]), x.shape[0])
+    return time_us(_rotating([lambda lay=lay: lay(x) for lay in layers]), x.shape[0], graph)
 
 
-def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings, kernels: list[str] | None = None):
-    """Time bf16, cuBLAS FP8 tensorwise and every candidate of every scheme at each M."""
+def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings, kernels: list[str] | None = None,
+               graph: bool = False):
+    """Time bf16, cuBLAS FP8 tensorwise and every candidate of every scheme at each M (``graph`` as
+    :func:`time_us`)."""
     rows: list[Row] = []
     gen = torch.Generator(device="cuda").manual_seed(n * 31 + k)
     copies = _copies(n * k)  # counted in fp8 bytes: enough copies for every format
@@ -137,13 +152,14 @@ def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings
                             _floor_us(m, n, k, wbytes, ceil)))
 
         bf16 = [w for w in weights] * (_copies(2 * n * k) // len(weights) + 1)
-        add("bf16", "torch.mm", time_us(_rotating([lambda w=w: x @ w.t() for w in bf16[: _copies(2 * n * k)]]), m), 2 * n * k)
+        add("bf16", "torch.mm", reference_us(_rotating([lambda w=w: x @ w.t() for w in bf16[: _copies(2 * n * k)]]), m, graph),
+            2 * n * k)
         w8 = [w.to(torch.float8_e4m3fn) for w in weights]
         x8 = x.to(torch.float8_e4m3fn)
         one = torch.ones((), device="cuda")
         fns = [lambda w=w: torch._scaled_mm(x8, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
                for w in (w8 * (copies // len(w8) + 1))[:copies]]
-        add("fp8_tensorwise_ref", "cublas (no act quant)", time_us(_rotating(fns), m), n * k)
+        add("fp8_tensorwise_ref", "cublas (no act quant)", reference_us(_rotating(fns), m, graph), n * k)
         if m >= 2 and m % 4 == 0 and k % 512 == 0 and n % 128 == 0:
             # cuBLASLt blockwise (1x128 x 128x128) alone, activation quantization excluded: the
             # reference line the block-FP8 kernels are compared with.
@@ -153,14 +169,14 @@ def bench_case(n: int, k: int, ms: list[int], schemes: list[str], ceil: Ceilings
             blocks = [quantize(w, SCHEMES["fp8_per_block"].weight) for w in weights]
             fns = [lambda q=q: torch._scaled_mm(xq, q.data.t(), scale_a=xs, scale_b=q.scale.t(), out_dtype=torch.bfloat16)
                    for q in (blocks * (copies // len(blocks) + 1))[:copies]]
-            add("fp8_blockwise_ref", "cublas (no act quant)", time_us(_rotating(fns), m), n * k)
+            add("fp8_blockwise_ref", "cublas (no act quant)", reference_us(_rotating(fns), m, graph), n * k)
         for scheme in schemes:
             qws = [quantize(w, SCHEMES[scheme].weight) for w in weights]
             for kern in candidates(scheme, m, n, k):
                 if kernels and kern.name not in kernels:
                     continue
                 try:
-                    us = time_layers(qws, SCHEMES[scheme], kern, x)
+                    us = time_layers(qws, SCHEMES[scheme], kern, x, graph)
                 except Exception as err:  # a candidate that fails is reported, not hidden
                     print(f"  {scheme} {kern.name} M={m} {n}x{k}: FAILED {type(err).__name__}: {str(err)[:200]}")
                     continue

@@ -280,7 +280,8 @@ def cmd_bench(args) -> int:
         bench.bench_act_quant(ceil)
     rows = []
     for n, k in shapes:
-        rows += bench.bench_case(n, k, ms, schemes, ceil, kernels=args.kernels.split(",") if args.kernels else None)
+        rows += bench.bench_case(n, k, ms, schemes, ceil, kernels=args.kernels.split(",") if args.kernels else None,
+                                 graph=args.graph)
     bench.print_table(rows)
     if args.csv:
         bench.write_csv(rows, args.csv)
@@ -330,7 +331,8 @@ def cmd_tune(args) -> int:
                        for _ in range(bench._copies(n * k))]
 
             def time_kernel(kernel, m):
-                return bench.time_layers(weights, scheme, kernel, torch.randn(m, k, device="cuda", dtype=torch.bfloat16))
+                return bench.time_layers(weights, scheme, kernel, torch.randn(m, k, device="cuda", dtype=torch.bfloat16),
+                                         graph=args.graph)
 
             timings = tuning.tune_shape(scheme_name, n, k, here, time_kernel)
             choice = tuning.fastest(timings)
@@ -339,6 +341,10 @@ def cmd_tune(args) -> int:
                 print(f"{scheme_name} {n}x{k} M {label:>7}: " + ", ".join(f"{kn} {us:.1f} us" for kn, us in sorted(times.items(), key=lambda t: t[1])))
     print(f"choices stored in {path}")
     return 0
+
+
+GRAPH_HELP = ("time every M as CUDA-graph replays (the GPU's time); default: graphs up to M=64, eager above, "
+              "which counts the host's launch cost")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--act-quant", action="store_true", help="also time the fused activation quantization kernels")
     b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
     b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
+    b.add_argument("--graph", action="store_true", help=GRAPH_HELP)
     b.set_defaults(func=cmd_bench)
 
     w = sub.add_parser("quantize", help="quantize a model and write a compressed-tensors checkpoint")
@@ -395,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scheme", required=True, help=f"comma-separated, or 'all'; {schemes_help}")
     t.add_argument("--model", default=None)
     t.add_argument("--ignore", action="append", default=None)
+    t.add_argument("--graph", action="store_true", help=GRAPH_HELP)
     t.set_defaults(func=cmd_tune)
 
     k = sub.add_parser("kernels", help="registered kernels, their schemes, and whether they run here")

@@ -48,3 +48,23 @@ def test_token_windows_name_the_option_that_is_too_small():
         token_windows(ids, 16, 32)
     with pytest.raises(ValueError, match="text has 100 tokens, fewer than one context of 128"):
         token_windows(ids, 256, 128)
+
+
+def test_bench_graph_option_times_prefill_as_graph_replays_and_references_at_their_best(monkeypatch):
+    from qlinear import bench
+    from qlinear.cli import build_parser
+
+    calls = []
+    monkeypatch.setattr(bench, "graph_median_us", lambda fn: calls.append("graph") or 30.0)
+    monkeypatch.setattr(bench, "median_us", lambda fn: calls.append("eager") or 20.0)
+    assert bench.time_us(None, 4096) == 20.0 and calls == ["eager"]  # default: prefill eagerly
+    assert bench.time_us(None, 64) == 30.0 and calls[-1] == "graph"  # decode sizes: always graphs
+    calls.clear()
+    assert bench.time_us(None, 4096, graph=True) == 30.0 and calls == ["graph"]
+    calls.clear()
+    assert bench.reference_us(None, 4096, graph=True) == 20.0 and sorted(calls) == ["eager", "graph"]  # the faster
+    calls.clear()
+    assert bench.reference_us(None, 16, graph=True) == 30.0 and calls == ["graph"]
+    for command in (["bench", "--graph"], ["tune", "--scheme", "int8_per_channel", "--graph"]):
+        assert build_parser().parse_args(command).graph
+    assert not build_parser().parse_args(["bench"]).graph
