@@ -10,9 +10,9 @@ measured in this run. Also prints each conversion's weight SQNR against the floa
 import sys
 
 import torch
-from triton.testing import do_bench
 
 import qlinear
+from qlinear.bench import median_us
 from qlinear.formats import dequantize, sqnr_db
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 4096)]
@@ -28,14 +28,14 @@ def main():
         torch.manual_seed(0)
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        bf16_us = do_bench(lambda: x @ w.t()) * 1e3
+        bf16_us = median_us(lambda: x @ w.t())
         print(f"{n:>6}x{k:<5} {'bf16 torch.mm':32} {'cublas':22} {bf16_us:9.1f} {1.0:8.2f}")
         for scheme, target in VARIANTS:
             model = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16))
             model[0].weight.data.copy_(w)
             report = qlinear.quantize(model, scheme, convert_to=target, ignore=(), progress=False)
             layer = model[0]
-            us = do_bench(lambda: layer(x)) * 1e3
+            us = median_us(lambda: layer(x))
             db = sqnr_db(w.float(), dequantize(layer.quantized_weight()))
             print(f"{n:>6}x{k:<5} {report.scheme:32} {layer.kernel_for(m).name:22} {us:9.1f} {bf16_us / us:8.2f} {db:8.2f}")
             del model, layer

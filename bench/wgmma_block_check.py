@@ -16,6 +16,7 @@ import sys
 import torch
 import triton
 
+from qlinear.bench import median_us
 from qlinear.formats import QuantizedTensor, dequantize, quantize
 from qlinear.kernels.triton.act_quant import quantize_per_group
 from qlinear.kernels.triton.configs import pick_config
@@ -63,7 +64,7 @@ def bench(m, stages_list, group_list):
             return it["i"]
 
         def timed(fn):
-            return triton.testing.do_bench(fn, warmup=50, rep=300) * 1e3
+            return median_us(fn, warmup_ms=50, rep_ms=300)
 
         flops = 2 * m * n * k
         t_bf16 = timed(lambda: torch.mm(xs[nxt()], bf16[it["i"]].T))

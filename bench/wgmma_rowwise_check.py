@@ -12,13 +12,12 @@ first shape is timed again at the end (the GPU's clocks ramp during the first).
 """
 from __future__ import annotations
 
-import itertools
 import sys
 
 import torch
 import triton
 
-from qlinear.bench import graph_median_us
+from qlinear.bench import _rotating, graph_median_us, median_us
 from qlinear.formats import quantize
 from qlinear.kernels import Dispatch, GluonFp8RowwiseKernel, GluonInt8Kernel, TritonFp8RowwiseKernel, TritonInt8Kernel
 from qlinear.kernels.triton.act_quant import quantize_per_token
@@ -31,10 +30,8 @@ L2_BYTES = 60 * 2**20
 
 
 def timed(fns, graph: bool = False) -> float:
-    cycle = itertools.cycle(fns)
-    if graph:
-        return graph_median_us(lambda: next(cycle)(), rep_ms=300)
-    return triton.testing.do_bench(lambda: next(cycle)(), warmup=50, rep=300) * 1e3
+    fn = _rotating(fns)
+    return graph_median_us(fn, rep_ms=300) if graph else median_us(fn, warmup_ms=50, rep_ms=300)
 
 
 def main() -> None:
