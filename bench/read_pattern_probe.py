@@ -1,6 +1,6 @@
-"""How fast can a decode kernel read a 4-bit weight, by access pattern alone? (GPU)
+"""How fast can a decode kernel read a 4-bit (or FP8) weight, by access pattern alone? (GPU)
 
-    PYTHONPATH=. python3 bench/read_pattern_probe.py [--shapes NxK,...]
+    PYTHONPATH=. python3 bench/read_pattern_probe.py [--shapes NxK,...] [--fp8]
 
 A Triton kernel that only loads the packed NVFP4 weight (``uint8 [N, K/2]`` as int32 words) and its
 e4m3 scales (``[N, K/16]``) and XORs them together, in the tiles a decode kernel uses: R rows x BW
@@ -9,6 +9,10 @@ words per step, K split over ``split`` programs. Two layouts of the same bytes:
 * ``rows``: the canonical row-major layout (each step reads R segments of BW*4 bytes, one per row);
 * ``tiles``: the same tiles stored one after another (each step reads R*BW*4 contiguous bytes),
   what a repack at load time would give.
+
+``--fp8``: the weight is ``[N, K]`` bytes (e4m3) and no scales are read (a per-channel or 128x128
+block scale adds < 0.1% of the bytes); "%floor" is then against the FP8 weight's bytes: the bound
+on issue 3's FP8 decode target (>= 85% of that floor) for any kernel that reads the weight once.
 
 Times are CUDA-graph replay medians over copies rotated beyond L2, beside bf16 ``torch.mm`` at one
 token; "%floor" is the stored bytes (weight + scales) at the measured copy rate, against this time.
@@ -60,27 +64,31 @@ def read(w, s, out, n, kw, r, bw, split, tiled, scales, warps):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="28672x4096,4096x14336,14336x4096")
+    ap.add_argument("--fp8", action="store_true", help="an e4m3 weight [N, K] without scales")
     args = ap.parse_args()
+    label = "FP8" if args.fp8 else "4-bit"
     ceil = measure_ceilings()
     print(f"copy {ceil.copy_bytes_per_s / 1e12:.2f} TB/s", flush=True)
     for shape in args.shapes.split(","):
         n, k = (int(v) for v in shape.split("x"))
-        kw = k // 8  # int32 words per row
-        weight_bytes, scale_bytes = n * k // 2, n * k // 16  # packed e2m1 codes, one e4m3 scale per 16
+        kw = k // 4 if args.fp8 else k // 8  # int32 words per row
+        weight_bytes = n * k if args.fp8 else n * k // 2  # e4m3 bytes or packed e2m1 codes
+        scale_bytes = 0 if args.fp8 else n * k // 16  # NVFP4: one e4m3 scale per 16
         nbytes = weight_bytes + scale_bytes
         copies = _copies(nbytes)
         ws = [torch.randint(-2**31, 2**31 - 1, (n, kw), device="cuda", dtype=torch.int32) for _ in range(copies)]
-        ss = [torch.randint(-2**31, 2**31 - 1, (n, kw // 8), device="cuda", dtype=torch.int32) for _ in range(copies)]
+        ss = [torch.randint(-2**31, 2**31 - 1, (n, kw // 8), device="cuda", dtype=torch.int32)
+              for _ in range(0 if args.fp8 else copies)] or [None] * copies
         out = torch.empty(n * 64, device="cuda", dtype=torch.int32)
         floor = 1e6 * nbytes / ceil.copy_bytes_per_s
         x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
         wb = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(_copies(2 * n * k))]
         print(f"{n}x{k}: bf16 torch.mm M=1 {graph_median_us(_rotating([lambda w=w: x @ w.t() for w in wb])):.1f} us; "
-              f"4-bit floor {floor:.1f} us", flush=True)
+              f"{label} floor {floor:.1f} us", flush=True)
         del wb
-        grid = [(r, bw, split, 4, tiled, True) for r, bw, split, tiled in
+        grid = [(r, bw, split, 4, tiled, not args.fp8) for r, bw, split, tiled in
                 itertools.product((16, 64), (32, 64, 128), (1, 4, 16), (False, True))]
-        grid += [(64, 32, 4, 4, tiled, False) for tiled in (False, True)]
+        grid += [] if args.fp8 else [(64, 32, 4, 4, tiled, False) for tiled in (False, True)]
         for r, bw, split, warps, tiled, scales in grid:
             if kw % (bw * split):
                 continue
@@ -89,7 +97,7 @@ def main() -> None:
             read_bytes = weight_bytes + (scale_bytes if scales else 0)
             print(f"  R={r:3} BW={bw:4}w ({4 * bw:4} B/row) split={split:2} warps={warps} "
                   f"{'tiles' if tiled else 'rows ':5} {'w+scales' if scales else 'w only  '} {us:7.1f} us  "
-                  f"{read_bytes / (us * 1e-6) / 1e12:5.2f} TB/s  {100 * floor / us:5.1f}% of 4-bit floor", flush=True)
+                  f"{read_bytes / (us * 1e-6) / 1e12:5.2f} TB/s  {100 * floor / us:5.1f}% of {label} floor", flush=True)
         del ws, ss
         torch.cuda.empty_cache()
 

@@ -198,6 +198,31 @@ def test_gluon_rowwise_on_gpu(name, kernel, n, k, m):
     _check(name, kernel, n, k, m)
 
 
+@pytest.mark.parametrize("name,dtype", [("int8_per_channel", torch.int8), ("fp8_per_channel", torch.float8_e4m3fn)])
+@pytest.mark.parametrize("m,n,k", [(300, 4096, 4096), (4096, 136, 400)])
+def test_wgmma_rowwise_tile_heights_and_pdl_agree_bitwise(name, dtype, m, n, k):
+    # 256-row tiles only regroup rows between the warpgroups: every output sums K in the same order,
+    # so the result is bitwise that of 128-row tiles; launched with PDL after the quantization, the
+    # GEMM waits for its output (a missing wait would read stale or half-written q and scales)
+    from qlinear.kernels.triton.act_quant import quantize_per_token
+    from qlinear.kernels.triton.wgmma_gemm import rowwise_gemm
+
+    scheme = SCHEMES[name]
+    g = torch.Generator(device="cuda").manual_seed(m + n + k)
+    x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
+    qw = quantize(torch.randn(n, k, device="cuda", generator=g), scheme.weight)
+    outs = []
+    for block_m in (128, 256):
+        for pdl in (False, True):
+            q, s = quantize_per_token(x, dtype, pdl_any_m=pdl)
+            outs.append(rowwise_gemm(q, s, qw.data, qw.scale.float().reshape(-1), block_m=block_m,
+                                     after_producer=pdl))
+    ref = fake_quantize(x, scheme.activation).double() @ dequantize(qw, torch.float64).t()
+    assert_close_to_reference(outs[0], ref, f"rowwise_gemm {name} {m}x{n}x{k}")
+    for out in outs[1:]:
+        assert torch.equal(out, outs[0])
+
+
 def test_gluon_block_fp8_refuses_what_tma_cannot_read():
     config = LayerConfig(SCHEMES["fp8_per_block"], 100, 200, min_m=65)
     ok, reason = GluonFp8BlockKernel.can_implement(config)
@@ -249,9 +274,18 @@ def test_static_fp8_checkpoint_runs_on_cublas(tmp_path):
     assert_close_to_reference(layer(x), ref, "static fp8 checkpoint on cuda")
 
 
-@pytest.mark.parametrize("name,kernel", [("fp8_per_channel", TritonFp8RowwiseKernel), ("int8_per_channel", TritonInt8Kernel),
-                                         ("fp8_per_block", TritonFp8BlockKernel)])
-@pytest.mark.parametrize("m", [1, 16, 32])  # block FP8 quantizes x inside its GEMM up to M=16
+PDL_CHAINS = [(name, kernel, m) for name, kernel in [("fp8_per_channel", TritonFp8RowwiseKernel),
+                                                      ("int8_per_channel", TritonInt8Kernel),
+                                                      ("fp8_per_block", TritonFp8BlockKernel)]
+              for m in (1, 16, 32)]  # block FP8 quantizes x inside its GEMM up to M=16
+PDL_CHAINS += [(name, kernel, m) for name, kernel in [("fp8_per_channel", GluonFp8RowwiseKernel),
+                                                       ("int8_per_channel", GluonInt8Kernel),
+                                                       ("fp8_per_block", GluonFp8BlockKernel),
+                                                       ("mxfp8", GluonMxfp8Kernel)]
+               for m in (200, 2048)]  # the persistent Gluon GEMMs: 128- and 256-row tiles
+
+
+@pytest.mark.parametrize("name,kernel,m", PDL_CHAINS)
 def test_pdl_launched_gemm_waits_for_its_activation_quantization(name, kernel, m, monkeypatch):
     # A chain of decode layers queued without a host sync: each quantization reads the previous
     # GEMM's output and each PDL-launched GEMM starts before that quantization finishes. If a GEMM

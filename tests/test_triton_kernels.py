@@ -317,6 +317,7 @@ def test_pdl_only_at_decode_sizes_on_sm90_compiled(monkeypatch):
     monkeypatch.setattr(pdl, "_capable", lambda index: True)
     assert pdl.pdl_enabled(cuda, 1) and pdl.pdl_enabled(cuda, pdl.PDL_MAX_M)
     assert not pdl.pdl_enabled(cuda, pdl.PDL_MAX_M + 1)  # prefill keeps plain launches
+    assert pdl.pdl_enabled(cuda, 4096, max_m=None)  # but not before the persistent Gluon GEMMs
     assert not pdl.pdl_enabled(torch.device("cpu"), 1)
     monkeypatch.setenv("QLINEAR_PDL", "0")
     assert not pdl.pdl_enabled(cuda, 1)
@@ -362,6 +363,21 @@ def test_wgmma_rowwise_gemm_refuses_wrong_scales_and_mixed_operands():
         rowwise_gemm(a, torch.ones(5, 1), b.to(torch.float8_e4m3fn), torch.ones(64))
     with pytest.raises(ValueError, match="K % 16 == 0"):
         rowwise_gemm(a[:, :200], torch.ones(5), b[:, :200], torch.ones(64))
+    with pytest.raises(ValueError, match="128 or 256 rows"):
+        rowwise_gemm(a, torch.ones(5), b, torch.ones(64), block_m=192)
+
+
+def test_rowwise_tiles_are_256_rows_only_where_the_rounds_of_tiles_favour_them():
+    from qlinear.kernels.triton.wgmma_gemm import rowwise_block_m
+
+    # 4096 x 4096 on 132 SMs: 1024 tiles of 128 rows = 8 rounds (1024 rows per SM), 512 of 256 = 4 rounds: even
+    assert rowwise_block_m(4096, 4096, 132) == 256
+    # 4096 x 28672: 7168 tiles / 132 = 55 rounds x 128 = 7040 rows; 3584 / 132 = 28 rounds x 256 = 7168 (x 0.94)
+    assert rowwise_block_m(4096, 28672, 132) == 256
+    # 512 x 28672: 896 tiles = 7 rounds x 128 = 896 rows; 448 = 4 rounds x 256 = 1024: the last round is short
+    assert rowwise_block_m(512, 28672, 132) == 128
+    assert rowwise_block_m(512, 4096, 132) == 128  # one round either way, half the SMs idle with 256
+    assert rowwise_block_m(100, 4096, 132) == 128
 
 
 def test_mx_weight_scales_are_the_decoded_e8m0_transposed():

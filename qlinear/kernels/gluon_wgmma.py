@@ -13,7 +13,11 @@ the Triton kernels.
   bf16 (``bench/results/h200_issue4.md``), so the weight-only ``dequant_cublas`` goes first.
 * ``gluon_int8`` and ``gluon_fp8_rowwise``: per-channel weights x dynamic per-token activations
   (INT8 W8A8, FP8 per-channel), the same pipeline with nothing to scale per K step: the products
-  sum on the tensor cores and the scales multiply the finished sum.
+  sum on the tensor cores and the scales multiply the finished sum, in tiles of 256 rows where the
+  grid's rounds of tiles favour them (1.52-1.88x bf16 for INT8 at M = 4096 on an H200).
+
+Each layer call quantizes x, then launches the GEMM with PDL, so its launch and prologue overlap the
+quantization's tail.
 """
 from __future__ import annotations
 
@@ -62,9 +66,10 @@ class _GluonWgmma(LinearKernel):
         self.gemm = {"block": block_fp8_gemm, "mx": mxfp8_gemm, "rowwise": rowwise_gemm}[self.scales]
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        q, s = self.quantize(x.contiguous())
+        q, s = self.quantize(x.contiguous())  # lets the GEMM launch early (PDL); it waits for q and s
         out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
-        return self.gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs).to(x.dtype)
+        return self.gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs,
+                         after_producer=True).to(x.dtype)
 
 
 class GluonFp8BlockKernel(_GluonWgmma):
@@ -82,7 +87,7 @@ class GluonFp8BlockKernel(_GluonWgmma):
     def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .triton.act_quant import quantize_per_group
 
-        return quantize_per_group(x, 128, m_major=True, tma_aligned=True)
+        return quantize_per_group(x, 128, m_major=True, tma_aligned=True, pdl_any_m=True)
 
 
 class GluonMxfp8Kernel(_GluonWgmma):
@@ -102,7 +107,7 @@ class GluonMxfp8Kernel(_GluonWgmma):
     def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .triton.act_quant import quantize_per_group
 
-        return quantize_per_group(x, 32, m_major=True, tma_aligned=True, e8m0=True)
+        return quantize_per_group(x, 32, m_major=True, tma_aligned=True, e8m0=True, pdl_any_m=True)
 
 
 class _GluonRowwise(_GluonWgmma):
@@ -118,7 +123,7 @@ class _GluonRowwise(_GluonWgmma):
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .triton.act_quant import quantize_per_token
 
-        return quantize_per_token(x, self.element)
+        return quantize_per_token(x, self.element, pdl_any_m=True)
 
 
 class GluonInt8Kernel(_GluonRowwise):

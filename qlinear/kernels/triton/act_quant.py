@@ -23,7 +23,7 @@ from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
 from ..padding import round_up
 from .numerics import INTERPRETED, rint, to_e4m3
-from .pdl import pdl_enabled, release_dependents
+from .pdl import PDL_MAX_M, pdl_enabled, release_dependents
 
 
 @triton.jit
@@ -121,10 +121,12 @@ def _quant_rows_kernel(
 ONE_PASS_MAX_K = 16384  # a 16384-wide fp32 row is 64 registers per thread at 8 warps
 
 
-def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn, *,
+                       pdl_any_m: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [M, K]`` (bf16/fp16/fp32, unit stride along K) -> ``(q [M, K] dtype, scale [M, 1] fp32)``.
 
-    ``dtype`` is ``torch.float8_e4m3fn`` or ``torch.int8`` (symmetric).
+    ``dtype`` is ``torch.float8_e4m3fn`` or ``torch.int8`` (symmetric). ``pdl_any_m``: let a PDL
+    launch after this kernel start early at prefill sizes too (the Gluon GEMMs wait for it there).
     """
     m, k = x.shape
     is_int = dtype == torch.int8
@@ -136,18 +138,18 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     _quant_rows_kernel[(triton.cdiv(m, block_m),)](
         x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=block_k,
         QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int, ONE_PASS=one_pass,
-        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m),
+        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m, None if pdl_any_m else PDL_MAX_M),
         num_warps=8 if block_m * block_k >= 8192 else 4,
     )
     return q, s
 
 
 def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False, tma_aligned: bool = False,
-                       e8m0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                       e8m0: bool = False, pdl_any_m: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)])``, one scale per 1 x ``group``.
 
     Scales are fp32 dequant multipliers, or with ``e8m0=True`` (MXFP8, ``group=32``) uint8 e8m0
-    exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
+    exponents. ``pdl_any_m`` as in :func:`quantize_per_token`. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
     ``tma_aligned=True`` with it rounds that stride up to 16 bytes, so TMA can load the scales of
     a row tile (``scale.stride() == (1, M rounded up)``, the padding left unwritten).
 
@@ -171,6 +173,6 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     _quant_groups_kernel[grid](
         x, q, s, m, k, x.stride(0), q.stride(0), s.stride(0), s.stride(1),
         GROUP=group, GROUPS_PER_BLOCK=gpb, BLOCK_M=block_m, QMAX=E4M3_MAX, FLOOR=AMAX_FLOOR, E8M0=e8m0,
-        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m), num_warps=8,
+        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m, None if pdl_any_m else PDL_MAX_M), num_warps=8,
     )
     return q, s

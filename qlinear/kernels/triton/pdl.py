@@ -27,6 +27,7 @@ from .numerics import INTERPRETED
 
 PDL_MIN_CAPABILITY = (9, 0)
 PDL_MAX_M = 64  # decode sizes: the swapped GEMMs that wait for their input; prefill keeps plain launches
+# except before the persistent Gluon GEMMs, whose launch and prologue PDL hides (max_m=None)
 
 
 @functools.cache
@@ -34,10 +35,11 @@ def _capable(index: int) -> bool:
     return torch.cuda.get_device_capability(index) >= PDL_MIN_CAPABILITY
 
 
-def pdl_enabled(device: torch.device, m: int) -> bool:
-    """Whether a kernel over ``m`` rows on ``device`` may use PDL: at most :data:`PDL_MAX_M` rows,
-    a CUDA sm_90+ GPU, compiled (not interpreted) kernels, and ``QLINEAR_PDL`` not ``0``."""
-    if m > PDL_MAX_M or INTERPRETED or device.type != "cuda" or os.environ.get("QLINEAR_PDL", "1") == "0":
+def pdl_enabled(device: torch.device, m: int, max_m: int | None = PDL_MAX_M) -> bool:
+    """Whether a kernel over ``m`` rows on ``device`` may use PDL: at most ``max_m`` rows (None: any;
+    the persistent Gluon GEMMs wait for their quantized input at prefill sizes too), a CUDA sm_90+
+    GPU, compiled (not interpreted) kernels, and ``QLINEAR_PDL`` not ``0``."""
+    if (max_m is not None and m > max_m) or INTERPRETED or device.type != "cuda" or os.environ.get("QLINEAR_PDL", "1") == "0":
         return False
     return _capable(device.index if device.index is not None else torch.cuda.current_device())
 

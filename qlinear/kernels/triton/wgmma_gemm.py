@@ -7,7 +7,8 @@ e4m3 ``B [N, K]`` (128 x 128 weight blocks, scales ``[ceil(N/128), ceil(K/128)]`
 recipe. ``mxfp8_gemm``: the same with OCP MX e8m0 scales per 32 along K on both operands, each
 32-deep product scaled by its row and column scales (128 x 64 output tiles). ``rowwise_gemm``:
 INT8 (int32 sums, exact) or e4m3 (fp32 sums) operands with one scale per token and one per output
-channel, applied in the epilogue; its K loop only waits for products (one kept in flight).
+channel, applied in the epilogue; its K loop only waits for products (one kept in flight), so its
+accumulator alone fills the registers and its tiles may be 256 rows (128 per warpgroup).
 
 Each K step's product must be scaled before it joins the fp32 sum, so the tensor cores idle while
 the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what Triton 3.6
@@ -20,10 +21,12 @@ warpgroups, 64 rows each, run on their own: each keeps two products in flight an
 while the other runs, and while one warpgroup scales, the other's wgmmas keep the tensor cores
 busy; a tile's TMA store drains while the next tile computes (the structure DeepGEMM uses).
 
-Hopper only (``wgmma`` is sm_90a). TMA needs 16-byte aligned rows: ``K % 16 == 0`` and
-``N % 8 == 0`` (bf16 output), and M-major activation scales whose stride is padded to 16 bytes
-(``quantize_per_group(..., tma_aligned=True)``); ragged M, N and K are otherwise handled by TMA's
-zero fill and clipped stores. The result does not depend on M (fixed tiles, no split-K).
+Launched after the kernel that quantized A (``after_producer``), the grid starts early by PDL and
+waits for A at its first load. Hopper only (``wgmma`` is sm_90a). TMA needs 16-byte aligned rows:
+``K % 16 == 0`` and ``N % 8 == 0`` (bf16 output), and M-major activation scales whose stride is
+padded to 16 bytes (``quantize_per_group(..., tma_aligned=True)``); ragged M, N and K are otherwise
+handled by TMA's zero fill and clipped stores. The result does not depend on M: no split-K, and
+every output sums K in the same order whichever tile height M selects (bitwise, tested on the GPU).
 """
 from __future__ import annotations
 
@@ -43,16 +46,28 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from ...formats import e8m0
+from .pdl import pdl_enabled
 
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
-HALF = BLOCK // 2  # rows per consumer warpgroup
 GROUP_M = 8  # output tiles sharing a weight column, launched together for L2 reuse
 STAGES = 4  # shared-memory ring depth: 4 stages of A and B tiles and their scales (32.5 KB each, 25.5 KB for MX)
+TALL_STAGES = 3  # with 256-row tiles (rowwise): 48 KB stages, 64 KB of output tiles, 227 KB of shared memory
+TALL_TILE_GAIN = 0.94  # 256-row rowwise tiles ran 2-7% faster than 128-row ones at M=4096 on an H200
+# (bench/results/h200_issue3_tile256_first.txt): twice the tensor work per ring stage, barrier wait and copy
 PRODUCER_WARPS = 4  # the launch's own warps; one of them issues the TMA loads
 CONSUMER_REGS = 232  # per thread of each consumer warpgroup (setmaxnreg); the producer gives its registers up
 MX_BLOCK_N = 64  # MX output tiles are 128 x 64: with 128 x 128 ones a thread's 32 column scales spilled (measured with
 # the scales loaded from global memory, before they were staged in shared memory)
 K_ALIGN, N_ALIGN = 16, 8  # TMA: rows of A/B (e4m3) and of C (bf16) must be 16-byte multiples
+
+
+@gluon.jit
+def _wait_for_producer(PDL: gl.constexpr):
+    """Under a PDL launch: block until the kernel before this one (the quantization of A) has
+    finished and its writes are visible; the launch and the prologue before this ran meanwhile."""
+    if PDL:
+        gl.inline_asm_elementwise("griddepcontrol.wait; mov.u32 $0, 0;", "=r", [], dtype=gl.int32, is_pure=False,
+                                  pack=1)
 
 
 @gluon.jit
@@ -68,7 +83,7 @@ def _tile_origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.con
 
 @gluon.jit
 def _producer(a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles, tiles,
-              SCALES: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr):
+              SCALES: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr, PDL: gl.constexpr):
     """The producer: TMA-load every K-tile of this program's output tiles, with its activation scales
     (and MX weight scales; none for rowwise scales, applied after the sum), into the ring, each stage
     once both consumers have freed it, running ahead into the next output tile while they finish one."""
@@ -78,6 +93,7 @@ def _producer(a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem
     SCALES_PER_TILE: gl.constexpr = 0 if SCALES == "rowwise" else as_desc.block_type.shape[0]  # groups per K-tile
     nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes + (
         0 if SCALES == "rowwise" else as_desc.block_type.nbytes) + (bs_desc.block_type.nbytes if SCALES == "mx" else 0)
+    _wait_for_producer(PDL)
     step = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
         off_m, off_n = _tile_origin(tile, M, N, BM, BN, GROUP_M)
@@ -226,16 +242,17 @@ def _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles,
 
 @gluon.jit
 def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl.constexpr, mma: gl.constexpr,
-                      PART: gl.constexpr, STAGES: gl.constexpr):
+                      PART: gl.constexpr, STAGES: gl.constexpr, ROWS: gl.constexpr):
     """Per-token x per-channel scales: the K-tiles' products accumulate on the tensor cores (int32 for
     int8, fp32 for e4m3) and are scaled once, after the sum. One product stays in flight while the
-    next K-tile is awaited; its stage is freed once the product after it has been issued."""
+    next K-tile is awaited; its stage is freed once the product after it has been issued. ``ROWS``
+    (64 or 128) rows per warpgroup: 128 is two wgmmas per K step on one B tile."""
     BN: gl.constexpr = mma.instr_shape[1]
-    acc = gl.zeros([64, BN], acc_dtype, layout=mma)
+    acc = gl.zeros([ROWS, BN], acc_dtype, layout=mma)
     for t in range(k_tiles):
         stage = (base + t) % STAGES
         mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
-        a = a_smem.index(stage).slice(PART * 64, 64, dim=0)
+        a = a_smem.index(stage).slice(PART * ROWS, ROWS, dim=0)
         acc = warpgroup_mma(a, b_smem.index(stage).permute((1, 0)), acc, is_async=True)
         acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
         mbarrier.arrive(empty.index((base + t + STAGES - 1) % STAGES), pred=t > 0)
@@ -247,15 +264,18 @@ def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl
 @gluon.jit
 def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M,
               N, k_tiles, tiles, stride_bs, PART: gl.constexpr, SCALES: gl.constexpr, HAS_BIAS: gl.constexpr,
-              STAGES: gl.constexpr, GROUP_M: gl.constexpr):
+              STAGES: gl.constexpr, GROUP_M: gl.constexpr, PDL: gl.constexpr):
     """One warpgroup (PART 0 or 1): its 64 rows of each of this program's output tiles, each K
     step's product scaled and summed in fp32 (rowwise: summed, then scaled); a tile's store drains
     while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
+    ROWS: gl.constexpr = c_desc.block_type.shape[0]  # this warpgroup's rows of a tile
+    gl.static_assert(ROWS == 64 or SCALES == "rowwise", "per-K-step scaling keeps 64 rows per warpgroup")
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
+    _wait_for_producer(PDL)  # the epilogue reads A's per-token scales directly
     base = 0
     for tile in range(gl.program_id(0), tiles, gl.num_programs(0)):
-        off_m, off_n = _tile_origin(tile, M, N, 2 * c_desc.block_type.shape[0], BN, GROUP_M)
+        off_m, off_n = _tile_origin(tile, M, N, 2 * ROWS, BN, GROUP_M)
         if SCALES == "mx":
             acc = _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles, mma, PART, STAGES)
         elif SCALES == "block":
@@ -263,8 +283,8 @@ def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_
                                   stride_bs, mma, PART, STAGES)
         else:
             acc_dtype: gl.constexpr = gl.int32 if a_smem.dtype == gl.int8 else gl.float32
-            acc = _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype, mma, PART, STAGES)
-            rows = off_m + PART * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+            acc = _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype, mma, PART, STAGES, ROWS)
+            rows = off_m + PART * ROWS + gl.arange(0, ROWS, layout=gl.SliceLayout(1, mma))
             cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             acc = (acc.to(gl.float32) * gl.expand_dims(gl.load(a_scale_ptr + rows, mask=rows < M, other=0.0), 1)
                    * gl.expand_dims(gl.load(b_scale_ptr + cols, mask=cols < N, other=0.0), 0))
@@ -276,14 +296,14 @@ def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_
         tma.store_wait(pendings=0)  # the previous tile's store has read c_smem
         c_smem.store(acc.to(c_desc.dtype))
         fence_async_shared()
-        tma.async_copy_shared_to_global(c_desc, [off_m + PART * 64, off_n], c_smem)
+        tma.async_copy_shared_to_global(c_desc, [off_m + PART * ROWS, off_n], c_smem)
     tma.store_wait(pendings=0)
 
 
 @gluon.jit
 def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, a_scale_ptr, b_scale_ptr, bias_ptr, M, N, K, stride_bs,
                        SCALES: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-                       CONSUMER_REGS: gl.constexpr):
+                       CONSUMER_REGS: gl.constexpr, PDL: gl.constexpr):
     # Persistent: program p computes output tiles p, p + P, p + 2P, ... (P programs, one per SM).
     k_tiles = gl.cdiv(K, a_desc.block_type.shape[1])
     tiles = gl.cdiv(M, a_desc.block_type.shape[0]) * gl.cdiv(N, b_desc.block_type.shape[0])
@@ -308,11 +328,11 @@ def _wgmma_gemm_kernel(a_desc, b_desc, c_desc, as_desc, bs_desc, a_scale_ptr, b_
 
     gl.warp_specialize([
         (_producer, (a_desc, b_desc, as_desc, bs_desc, a_smem, b_smem, as_smem, bs_smem, ready, empty, M, N, k_tiles,
-                     tiles, SCALES, STAGES, GROUP_M)),
+                     tiles, SCALES, STAGES, GROUP_M, PDL)),
         (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_top, a_scale_ptr, b_scale_ptr, bias_ptr,
-                     M, N, k_tiles, tiles, stride_bs, 0, SCALES, HAS_BIAS, STAGES, GROUP_M)),
+                     M, N, k_tiles, tiles, stride_bs, 0, SCALES, HAS_BIAS, STAGES, GROUP_M, PDL)),
         (_consumer, (a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_bottom, a_scale_ptr, b_scale_ptr,
-                     bias_ptr, M, N, k_tiles, tiles, stride_bs, 1, SCALES, HAS_BIAS, STAGES, GROUP_M)),
+                     bias_ptr, M, N, k_tiles, tiles, stride_bs, 1, SCALES, HAS_BIAS, STAGES, GROUP_M, PDL)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -384,32 +404,43 @@ def _check_layout(what: str, a, a_scale, b, b_scale, scales: str) -> None:
                          f"b_scale {tuple(b_scale.shape)} stride {b_scale.stride()}")
 
 
-def _launch(a, a_scale, b, b_scale, scales: str, bias, out_dtype, stages, group_m, b_descs) -> torch.Tensor:
+def rowwise_block_m(m: int, n: int, programs: int) -> int:
+    """Output tile rows (128 or 256) for :func:`rowwise_gemm` over ``[m, n]`` on ``programs`` SMs:
+    256 where the persistent grid's rounds of tiles, weighted by tile height, cost at most
+    1 / :data:`TALL_TILE_GAIN` of 128's (a short last round wastes the taller tiles' gain)."""
+    def rows_per_program(bm: int) -> int:
+        return triton.cdiv(triton.cdiv(m, bm) * triton.cdiv(n, BLOCK), programs) * bm
+    return 2 * BLOCK if rows_per_program(2 * BLOCK) * TALL_TILE_GAIN <= rows_per_program(BLOCK) else BLOCK
+
+
+def _launch(a, a_scale, b, b_scale, scales: str, bias, out_dtype, stages, group_m, b_descs, after_producer: bool,
+            block_m: int = BLOCK) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
     b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, scales)
     block_n = MX_BLOCK_N if scales == "mx" else BLOCK
-    a_desc = _descriptor(a, _GL_ELEMENT[a.dtype])
+    a_desc = _descriptor(a, _GL_ELEMENT[a.dtype], block_m)
     # rowwise scales are read by the consumers (no scale descriptors); block FP8 reads its one weight
     # scale per K-tile from global memory (as_desc stands in for bs_desc)
     as_desc = None if scales == "rowwise" else _scale_descriptor(a_scale.t(), BLOCK // 32 if scales == "mx" else 1,
                                                                   BLOCK)
-    grid = (min(triton.cdiv(m, BLOCK) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
+    grid = (min(triton.cdiv(m, block_m) * triton.cdiv(n, block_n), _multiprocessors(a.device)),)
+    pdl = after_producer and pdl_enabled(a.device, m, max_m=None)
     _wgmma_gemm_kernel[grid](
-        a_desc, b_desc, _descriptor(c, out_gl, HALF, block_n), as_desc, bs_desc or as_desc,
+        a_desc, b_desc, _descriptor(c, out_gl, block_m // 2, block_n), as_desc, bs_desc or as_desc,
         a_scale, b_scale, bias if bias is not None else c, m, n, k, b_scale.stride(0),
-        SCALES=scales, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m, CONSUMER_REGS=CONSUMER_REGS,
-        num_warps=PRODUCER_WARPS,
+        SCALES=scales, HAS_BIAS=bias is not None, STAGES=stages, GROUP_M=group_m,
+        CONSUMER_REGS=CONSUMER_REGS, PDL=pdl, num_warps=PRODUCER_WARPS, launch_pdl=pdl,
     )
     return c
 
 
 def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
                    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-                   stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None
-                   ) -> torch.Tensor:
+                   stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None,
+                   after_producer: bool = False) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with DeepSeek-V3 block scales, on Hopper.
 
     Args:
@@ -423,6 +454,9 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
         out_dtype: bf16 or fp16.
         stages, group_m: launch options (shared-memory ring depth, tile grouping), for tuning sweeps.
         b_descs: ``weight_descriptors(b, b_scale)``, when the caller keeps them.
+        after_producer: the kernel just before on the stream wrote ``a`` and ``a_scale`` and lets
+            its dependents start early (the quantizers' ``pdl_any_m=True``): launch with PDL, so the
+            launch and the prologue overlap it (sm_90, ``QLINEAR_PDL`` not ``0``; :mod:`.pdl`).
 
     Returns:
         ``[M, N]`` in ``out_dtype``.
@@ -431,12 +465,13 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
         ValueError: operands whose layout TMA cannot read.
     """
     _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale, "block")
-    return _launch(a, a_scale, b, b_scale, "block", bias, out_dtype, stages, group_m, b_descs)
+    return _launch(a, a_scale, b, b_scale, "block", bias, out_dtype, stages, group_m, b_descs, after_producer)
 
 
 def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_t: torch.Tensor,
                bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-               stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None) -> torch.Tensor:
+               stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None,
+               after_producer: bool = False) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` for MXFP8 (OCP MX v1.0: e4m3, e8m0 scale per 32
     along K) on both operands, on Hopper's FP8 tensor cores; each 32-deep product is scaled on its own.
 
@@ -447,8 +482,8 @@ def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_
         b: ``[N, K]`` e4m3 weight, K contiguous; ``N % 8 == 0``.
         b_scale_t: ``[K/32, N]`` fp32 weight scales ``2**(e - 127)``, the ``[N, K/32]`` e8m0 scales
             decoded and transposed, contiguous (what :func:`mx_weight_scales` makes).
-        bias, out_dtype, stages, group_m: as :func:`block_fp8_gemm`.
-        b_descs: ``weight_descriptors(b, b_scale_t, mx=True)``, when the caller keeps them.
+        bias, out_dtype, stages, group_m, after_producer: as :func:`block_fp8_gemm`.
+        b_descs: ``weight_descriptors(b, b_scale_t, "mx")``, when the caller keeps them.
 
     Returns:
         ``[M, N]`` in ``out_dtype``.
@@ -459,12 +494,13 @@ def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_
     if a.shape[1] % 32:
         raise ValueError(f"wgmma MXFP8 GEMM needs K % 32 == 0 (whole e8m0 groups), got K={a.shape[1]}")
     _check_layout("wgmma MXFP8 GEMM", a, a_scale, b, b_scale_t, "mx")
-    return _launch(a, a_scale, b, b_scale_t, "mx", bias, out_dtype, stages, group_m, b_descs)
+    return _launch(a, a_scale, b, b_scale_t, "mx", bias, out_dtype, stages, group_m, b_descs, after_producer)
 
 
 def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
                  bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
-                 stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None) -> torch.Tensor:
+                 stages: int | None = None, group_m: int = GROUP_M, b_descs: tuple | None = None,
+                 after_producer: bool = False, block_m: int | None = None) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with per-token activation and per-channel weight
     scales (W8A8: INT8 with exact int32 sums, or e4m3 with fp32 sums), on Hopper: the products sum on
     the tensor cores and the two scales multiply the finished sum.
@@ -474,15 +510,25 @@ def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scal
         a_scale: ``[M]`` or ``[M, 1]`` fp32 dequant multipliers per token, contiguous.
         b: ``[N, K]`` weight of a's dtype, K contiguous; ``N % 8 == 0``.
         b_scale: ``[N]`` or ``[N, 1]`` fp32 dequant multipliers per output channel, contiguous.
-        bias, out_dtype, stages, group_m: as :func:`block_fp8_gemm`.
+        bias, out_dtype, group_m, after_producer: as :func:`block_fp8_gemm`.
         b_descs: ``weight_descriptors(b, b_scale, "rowwise")``, when the caller keeps them.
+        block_m: output tile rows, 128 or 256 (each consumer warpgroup then owns 128 rows: two
+            wgmmas per K step on one B tile); None: :func:`rowwise_block_m`.
+        stages: shared-memory ring depth; None: :data:`STAGES` for 128-row tiles,
+            :data:`TALL_STAGES` for 256.
 
     Returns:
         ``[M, N]`` in ``out_dtype``.
 
     Raises:
-        ValueError: operands whose layout TMA cannot read, scales of the wrong size or dtype, or
-            operands of two dtypes.
+        ValueError: operands whose layout TMA cannot read, scales of the wrong size or dtype,
+            operands of two dtypes, or ``block_m`` not 128 or 256.
     """
     _check_layout("wgmma rowwise GEMM", a, a_scale, b, b_scale, "rowwise")
-    return _launch(a, a_scale, b, b_scale, "rowwise", bias, out_dtype, stages, group_m, b_descs)
+    if block_m is None:
+        block_m = rowwise_block_m(a.shape[0], b.shape[0], _multiprocessors(a.device))
+    if block_m not in (BLOCK, 2 * BLOCK):
+        raise ValueError(f"wgmma rowwise GEMM tiles are 128 or 256 rows, got block_m={block_m}")
+    stages = stages or (STAGES if block_m == BLOCK else TALL_STAGES)
+    return _launch(a, a_scale, b, b_scale, "rowwise", bias, out_dtype, stages, group_m, b_descs, after_producer,
+                   block_m)
