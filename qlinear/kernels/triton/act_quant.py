@@ -149,9 +149,10 @@ def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = Fal
     """``x [M, K]`` -> ``(q [M, K] e4m3, scale [M, ceil(K/group)])``, one scale per 1 x ``group``.
 
     Scales are fp32 dequant multipliers, or with ``e8m0=True`` (MXFP8, ``group=32``) uint8 e8m0
-    exponents. ``pdl_any_m`` as in :func:`quantize_per_token`. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
+    exponents. ``m_major=True`` stores the scales M-major (``scale.stride() == (1, M)``);
     ``tma_aligned=True`` with it rounds that stride up to 16 bytes, so TMA can load the scales of
     a row tile (``scale.stride() == (1, M rounded up)``, the padding left unwritten).
+    ``pdl_any_m`` as in :func:`quantize_per_token`.
 
     Raises:
         ValueError: ``tma_aligned`` without ``m_major``.

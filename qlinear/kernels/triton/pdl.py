@@ -39,7 +39,9 @@ def pdl_enabled(device: torch.device, m: int, max_m: int | None = PDL_MAX_M) -> 
     """Whether a kernel over ``m`` rows on ``device`` may use PDL: at most ``max_m`` rows (None: any;
     the persistent Gluon GEMMs wait for their quantized input at prefill sizes too), a CUDA sm_90+
     GPU, compiled (not interpreted) kernels, and ``QLINEAR_PDL`` not ``0``."""
-    if (max_m is not None and m > max_m) or INTERPRETED or device.type != "cuda" or os.environ.get("QLINEAR_PDL", "1") == "0":
+    if (max_m is not None and m > max_m) or INTERPRETED or device.type != "cuda":
+        return False
+    if os.environ.get("QLINEAR_PDL", "1") == "0":
         return False
     return _capable(device.index if device.index is not None else torch.cuda.current_device())
 

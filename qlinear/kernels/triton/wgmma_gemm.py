@@ -265,9 +265,9 @@ def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl
 def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M,
               N, k_tiles, tiles, stride_bs, PART: gl.constexpr, SCALES: gl.constexpr, HAS_BIAS: gl.constexpr,
               STAGES: gl.constexpr, GROUP_M: gl.constexpr, PDL: gl.constexpr):
-    """One warpgroup (PART 0 or 1): its 64 rows of each of this program's output tiles, each K
-    step's product scaled and summed in fp32 (rowwise: summed, then scaled); a tile's store drains
-    while the next tile computes."""
+    """One warpgroup (PART 0 or 1): its 64 rows (rowwise: 64 or 128) of each of this program's
+    output tiles, each K step's product scaled and summed in fp32 (rowwise: summed, then scaled);
+    a tile's store drains while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
     ROWS: gl.constexpr = c_desc.block_type.shape[0]  # this warpgroup's rows of a tile
     gl.static_assert(ROWS == 64 or SCALES == "rowwise", "per-K-step scaling keeps 64 rows per warpgroup")
