@@ -5,7 +5,7 @@
 Times the whole kernel path (activation quantization included) as CUDA-graph replays, with the
 weights rotating beyond L2, for M = 1, 16, 64 (buckets "1", "2-16", "17-64"; the third argument picks some).
 The weight-row tile heights swept are 64 and 128 unless the fifth argument names others (below 64
-the product runs on mma.sync rather than wgmma). Each point prints the fastest three configs and the
+the product runs on mma.sync rather than wgmma; with them K is also split 16 ways). Each point prints the fastest three configs and the
 time of the config shipped in ``tuned_decode.json`` for it, measured in the same loop. OUT.json has the
 format of qlinear/kernels/triton/tuned_decode.json; copy it there to ship it.
 """
