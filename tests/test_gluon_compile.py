@@ -75,6 +75,13 @@ def _resources(compiled, tmp_path) -> dict[str, int]:
     return {key: int(value) for key, value in re.findall(r"(REG|STACK|LOCAL|SHARED):(\d+)", usage)}
 
 
+def _sass(compiled, tmp_path) -> str:
+    cubin = tmp_path / "kernel.cubin"
+    cubin.write_bytes(compiled.asm["cubin"])
+    return subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-sass", str(cubin)], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def _assert_fits_hopper(compiled, tmp_path) -> None:
     assert compiled.metadata.shared <= HOPPER_SHARED_MEMORY, compiled.metadata.shared
     usage = _resources(compiled, tmp_path)
@@ -98,9 +105,8 @@ def on_hopper(monkeypatch):
     monkeypatch.setattr(wgmma, "pdl_enabled", lambda device, m, max_m=None: True)
 
 
-@pytest.mark.parametrize("dtype", [torch.int8, torch.float8_e4m3fn], ids=["int8", "e4m3"])
-def test_rowwise_gemm_tile_heights_build_within_hopper_limits(monkeypatch, tmp_path, on_hopper, dtype):
-    a, b = _operands(dtype)
+def test_int8_rowwise_gemm_tile_heights_build_within_hopper_limits(monkeypatch, tmp_path, on_hopper):
+    a, b = _operands(torch.int8)
     counts = {}
     for block_m in (128, 256):
         launch = _launched(monkeypatch, wgmma, "_wgmma_gemm_kernel", lambda: wgmma.rowwise_gemm(
@@ -110,6 +116,20 @@ def test_rowwise_gemm_tile_heights_build_within_hopper_limits(monkeypatch, tmp_p
         assert compiled.asm["ptx"].count("griddepcontrol.wait") == 3  # producer and both consumers
         counts[block_m] = _wgmma_count(compiled)
     assert counts[256] == 2 * counts[128] > 0  # two m64 wgmmas per warpgroup and K step on one B tile
+
+
+def test_e4m3_rowwise_gemm_sums_each_k_tile_in_fp32(monkeypatch, tmp_path, on_hopper):
+    # Hopper's FP8 MMA adds into its accumulator with fewer bits than fp32: each K-tile's product
+    # starts from zero (as in the block loop) and is added on the CUDA cores; its fp32 sum and the
+    # products in flight leave no registers for 256-row tiles, so its tiles are 128 rows.
+    a, b = _operands(torch.float8_e4m3fn)
+    launch = _launched(monkeypatch, wgmma, "_wgmma_gemm_kernel", lambda: wgmma.rowwise_gemm(
+        a, torch.ones(a.shape[0]), b, torch.ones(b.shape[0]), after_producer=True))
+    assert launch[0][2].block_shape == [64, 128]  # c: 64 rows per warpgroup (block_m 128)
+    compiled = _compile(WGMMA_KERNEL, *launch)
+    _assert_fits_hopper(compiled, tmp_path)
+    adds = len(re.findall(r"\bFADD\b", _sass(compiled, tmp_path)))
+    assert adds >= 2 * 3 * 64, adds  # both warpgroups: 64 fp32 adds per product, three loop tails
 
 
 def test_tall_tiles_ring_is_the_deepest_that_fits(monkeypatch, on_hopper):

@@ -215,6 +215,21 @@ def test_h200_defaults_put_block_fp8_decode_on_triton_and_prefill_on_cublas(tmp_
     assert [r.selection.kernel.name for r in routes][1:] == ["cublas_fp8_block"] * 4
 
 
+def test_h200_defaults_put_per_channel_fp8_decode_on_triton_and_prefill_on_cublas(tmp_path, monkeypatch):
+    from qlinear import tuning
+    from qlinear.kernels import select_dispatch
+    from qlinear.platform import Platform
+
+    monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "none.json"))
+    h200 = Platform("cuda", 90, "NVIDIA H200")
+    cfg = config("fp8_per_channel")
+    routes = select_dispatch(cfg, h200, preferred=tuning.tuned_choices(h200, cfg)).routes
+    assert [r.selection.kernel.name for r in routes] == ["triton_fp8_rowwise"] * 3 + ["cublas_fp8"] * 2
+    # unmeasured sm_90 GPUs keep the static priority: the Gluon GEMM for prefill
+    routes = select_dispatch(cfg, simulated_cuda(90)).routes
+    assert [r.selection.kernel.name for r in routes] == ["triton_fp8_rowwise"] * 3 + ["gluon_fp8_rowwise"] * 2
+
+
 def test_gluon_block_fp8_takes_the_prefill_cublas_blockwise_refuses():
     from qlinear.kernels import select_dispatch
 

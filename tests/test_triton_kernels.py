@@ -363,8 +363,10 @@ def test_wgmma_rowwise_gemm_refuses_wrong_scales_and_mixed_operands():
         rowwise_gemm(a, torch.ones(5, 1), b.to(torch.float8_e4m3fn), torch.ones(64))
     with pytest.raises(ValueError, match="K % 16 == 0"):
         rowwise_gemm(a[:, :200], torch.ones(5), b[:, :200], torch.ones(64))
-    with pytest.raises(ValueError, match="128 or 256 rows"):
+    with pytest.raises(ValueError, match=r"128 rows \(INT8: or 256\), got block_m=192"):
         rowwise_gemm(a, torch.ones(5), b, torch.ones(64), block_m=192)
+    with pytest.raises(ValueError, match=r"128 rows \(INT8: or 256\), got block_m=256 for torch.float8_e4m3fn"):
+        rowwise_gemm(a.to(torch.float8_e4m3fn), torch.ones(5), b.to(torch.float8_e4m3fn), torch.ones(64), block_m=256)
 
 
 def test_rowwise_tiles_are_256_rows_only_where_the_rounds_of_tiles_favour_them():

@@ -13,7 +13,10 @@ mode  A                  B
 3     e8m0 per 1 x 32     e8m0 per 1 x 32 ``[N, K/32]`` uint8 (OCP MX; ``BLOCK_K == 32``)
 ====  =================  ==========================================================
 
-Modes 0/1 on both sides scale once in the epilogue; a mode-2 or -3 side (the DeepSeek-V3 recipe) needs
+Modes 0/1 on both sides scale once in the epilogue (e4m3 products still join the fp32 sum every
+:data:`PROMOTE_EVERY` of K on the CUDA cores: Hopper's FP8 MMA accumulates with fewer bits, see
+:mod:`.wgmma_gemm`);
+a mode-2 or -3 side (the DeepSeek-V3 recipe) needs
 ``BLOCK_K == 128`` and scales each K-tile's partial product before accumulating. With ``quant_a``
 the kernel quantizes each 1 x 128 group of a bf16 A in registers (decode: no separate pass over x),
 with the same rounding as :mod:`qlinear.formats`. ``split_k > 1`` is reduced in the same launch by the K slice
@@ -34,6 +37,11 @@ from .numerics import INTERPRETED, to_e4m3
 from .pdl import pdl_enabled, prefetch_rows_l2, wait_for_producer
 from .split_k import reduce_slices, split_k_buffers
 
+# e4m3 products join the fp32 sum on the CUDA cores every this many of K (at most once per K-tile; None:
+# summed on the tensor cores alone, which over K = 14336 missed the 1e-3 error bound). Against no
+# promotion, decode on the issue shapes ran 0-4% slower at M = 4 and 16, 2-15% at M = 1, up to 17% at
+# M = 64; every 128 instead, up to 65% at M = 64 (bench/results/h200_issue3_accum_precision.txt).
+PROMOTE_EVERY = 256
 _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _E4M3_MAX = tl.constexpr(E4M3_MAX)
 
@@ -90,7 +98,7 @@ def _scaled_gemm_kernel(
     QUANT: tl.constexpr, BIAS: tl.constexpr, ACC_INT: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, EXPLICIT_ROUNDING: tl.constexpr, PDL: tl.constexpr,
-    A_TMA: tl.constexpr,
+    A_TMA: tl.constexpr, PROMOTE_K: tl.constexpr,
 ):
     """C[M, N] = sum_k A[M, k] B[N, k] * scales. Scale modes per operand: 0 one value, 1 one per row,
     2 one per (row // ROWS, K-tile). QUANT: 1 quantizes A, 2 quantizes B per 1 x BLOCK_K group in
@@ -155,8 +163,8 @@ def _scaled_gemm_kernel(
             else:
                 sb = _scale_vector(bs_ptr, cols, kt, stride_bsn, stride_bsk, B_SCALE, B_SCALE_ROWS, BLOCK_N)
             acc += tl.dot(a, b) * (sa[:, None] * sb[None, :])
-        else:
-            acc = tl.dot(a, b, acc, out_dtype=ACC)
+        else:  # e4m3: each K-tile's product joins acc in fp32 (max_num_imprecise_acc; wgmma_gemm says why)
+            acc = tl.dot(a, b, acc, out_dtype=ACC, max_num_imprecise_acc=PROMOTE_K)
 
     out = acc.to(tl.float32)
     if A_SCALE == 0:
@@ -275,6 +283,7 @@ def scaled_gemm(
         QUANT=quant, BIAS=bias_mode, ACC_INT=is_int, EVEN_K=k % config.block_k == 0,
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         GROUP_M=config.group_m, SPLIT_K=config.split_k, EXPLICIT_ROUNDING=INTERPRETED, PDL=use_pdl, A_TMA=tma,
+        PROMOTE_K=0 if is_int else (min(PROMOTE_EVERY, config.block_k) if PROMOTE_EVERY else None),
         num_warps=config.num_warps, num_stages=config.num_stages, launch_pdl=use_pdl,
     )
     return c if c.dtype == out_dtype else c.to(out_dtype)

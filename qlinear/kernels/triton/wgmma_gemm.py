@@ -6,9 +6,12 @@ for e4m3 ``A [M, K]`` (1 x 128 activation groups, scales M-major ``[ceil(K/128),
 e4m3 ``B [N, K]`` (128 x 128 weight blocks, scales ``[ceil(N/128), ceil(K/128)]``), the DeepSeek-V3
 recipe. ``mxfp8_gemm``: the same with OCP MX e8m0 scales per 32 along K on both operands, each
 32-deep product scaled by its row and column scales (128 x 64 output tiles). ``rowwise_gemm``:
-INT8 (int32 sums, exact) or e4m3 (fp32 sums) operands with one scale per token and one per output
-channel, applied in the epilogue; its K loop only waits for products (one kept in flight), so its
-accumulator alone fills the registers and its tiles may be 256 rows (128 per warpgroup).
+INT8 or e4m3 operands with one scale per token and one per output channel, applied in the
+epilogue. INT8 sums in int32 on the tensor cores (exact): its K loop only waits for products (one
+kept in flight), so its accumulator alone fills the registers and its tiles may be 256 rows (128
+per warpgroup). e4m3 products are summed per K-tile in fp32 on the CUDA cores, as in the block
+loop without its scales: Hopper's FP8 MMA adds into its accumulator with fewer bits than fp32,
+which over a long K costs more than the 1e-3 error bound (measured, ``_mainloop_promoted``).
 
 Each K step's product must be scaled before it joins the fp32 sum, so the tensor cores idle while
 the CUDA cores scale if one warpgroup both multiplies and scales in lockstep (what Triton 3.6
@@ -51,8 +54,8 @@ from .pdl import pdl_enabled
 BLOCK = 128  # output tile edge and K-tile depth; the weight's scale block, so one weight scale per tile step
 GROUP_M = 8  # output tiles sharing a weight column, launched together for L2 reuse
 STAGES = 4  # shared-memory ring depth: 4 stages of A and B tiles and their scales (32.5 KB each, 25.5 KB for MX)
-TALL_STAGES = 3  # with 256-row tiles (rowwise): 48 KB stages, 64 KB of output tiles, 227 KB of shared memory
-TALL_TILE_GAIN = 0.94  # 256-row rowwise tiles ran 2-7% faster than 128-row ones at M=4096 on an H200
+TALL_STAGES = 3  # with 256-row tiles (INT8 rowwise): 48 KB stages, 64 KB of output tiles, 227 KB of shared memory
+TALL_TILE_GAIN = 0.94  # 256-row INT8 rowwise tiles ran 2-7% faster than 128-row ones at M=4096 on an H200
 # (bench/results/h200_issue3_tile256_first.txt): twice the tensor work per ring stage, barrier wait and copy
 PRODUCER_WARPS = 4  # the launch's own warps; one of them issues the TMA loads
 CONSUMER_REGS = 232  # per thread of each consumer warpgroup (setmaxnreg); the producer gives its registers up
@@ -152,36 +155,53 @@ def _e8m0(e):
 
 
 @gluon.jit
-def _mainloop_block(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block_n, base, k_tiles, stride_bs,
-                    mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
-    """1x128 x 128x128 block scales: one scale per row per K-tile."""
+def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block_n, base, k_tiles, stride_bs,
+                       mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr, SCALED: gl.constexpr):
+    """Each K-tile's e4m3 product on its own on the tensor cores, summed in fp32 on the CUDA cores.
+    With 1x128 x 128x128 block scales (``SCALED``) each product is scaled first (one scale per row
+    per K-tile). Without them (per-token x per-channel scales, applied after the sum) the promotion
+    is for accuracy alone: Hopper's FP8 MMA keeps fewer bits than fp32 when it adds into its
+    accumulator (DeepSeek-V3 technical report, section 3.3.2), and a K of 14336 summed on the tensor
+    cores alone missed the 1e-3 error bound (bench/results/h200_issue3_accum_precision.txt)."""
     BN: gl.constexpr = mma.instr_shape[1]
     rows: gl.constexpr = gl.SliceLayout(1, mma)
     acc = gl.zeros([64, BN], gl.float32, layout=mma)
     x = gl.zeros([64, BN], gl.float32, layout=mma)
     y = gl.zeros([64, BN], gl.float32, layout=mma)
-    # Two K-tiles in flight: the second runs on the tensor cores while the first is scaled. Both are
+    # Two K-tiles in flight: the second runs on the tensor cores while the first is added. Both are
     # awaited inside the iteration: a wgmma in flight across a loop's back edge made ptxas serialize
     # every wgmma (warning C7514); the other warpgroup fills the tensor cores meanwhile.
     for pair in range(0, k_tiles // 2):
         t = 2 * pair
         x = _issue(a_smem, b_smem, ready, base + t, x, PART, STAGES)
         y = _issue(a_smem, b_smem, ready, base + t + 1, y, PART, STAGES)
-        x_scale = _tile_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, rows)
-        y_scale = _tile_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART, rows)
+        if SCALED:  # read while the products run
+            x_scale = _tile_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, rows)
+            y_scale = _tile_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART,
+                                  rows)
         x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
         mbarrier.arrive(empty.index((base + t) % STAGES))
-        acc += x * gl.expand_dims(x_scale, 1)
+        if SCALED:
+            acc += x * gl.expand_dims(x_scale, 1)
+        else:
+            acc += x
         y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
         mbarrier.arrive(empty.index((base + t + 1) % STAGES))
-        acc += y * gl.expand_dims(y_scale, 1)
+        if SCALED:
+            acc += y * gl.expand_dims(y_scale, 1)
+        else:
+            acc += y
     if k_tiles % 2 == 1:
         last = base + k_tiles - 1
         x = _issue(a_smem, b_smem, ready, last, x, PART, STAGES)
-        x_scale = _tile_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, rows)
+        if SCALED:
+            x_scale = _tile_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, rows)
         x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
         mbarrier.arrive(empty.index(last % STAGES))
-        acc += x * gl.expand_dims(x_scale, 1)
+        if SCALED:
+            acc += x * gl.expand_dims(x_scale, 1)
+        else:
+            acc += x
     return acc
 
 
@@ -241,14 +261,14 @@ def _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles,
 
 
 @gluon.jit
-def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl.constexpr, mma: gl.constexpr,
-                      PART: gl.constexpr, STAGES: gl.constexpr, ROWS: gl.constexpr):
-    """Per-token x per-channel scales: the K-tiles' products accumulate on the tensor cores (int32 for
-    int8, fp32 for e4m3) and are scaled once, after the sum. One product stays in flight while the
-    next K-tile is awaited; its stage is freed once the product after it has been issued. ``ROWS``
-    (64 or 128) rows per warpgroup: 128 is two wgmmas per K step on one B tile."""
+def _mainloop_int8(a_smem, b_smem, ready, empty, base, k_tiles, mma: gl.constexpr, PART: gl.constexpr,
+                   STAGES: gl.constexpr, ROWS: gl.constexpr):
+    """INT8 per-token x per-channel: the K-tiles' products accumulate on the tensor cores in int32,
+    exactly (scaled once, after the sum). One product stays in flight while the next K-tile is
+    awaited; its stage is freed once the product after it has been issued. ``ROWS`` (64 or 128) rows
+    per warpgroup: 128 is two wgmmas per K step on one B tile."""
     BN: gl.constexpr = mma.instr_shape[1]
-    acc = gl.zeros([ROWS, BN], acc_dtype, layout=mma)
+    acc = gl.zeros([ROWS, BN], gl.int32, layout=mma)
     for t in range(k_tiles):
         stage = (base + t) % STAGES
         mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
@@ -265,12 +285,12 @@ def _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype: gl
 def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_scale_ptr, b_scale_ptr, bias_ptr, M,
               N, k_tiles, tiles, stride_bs, PART: gl.constexpr, SCALES: gl.constexpr, HAS_BIAS: gl.constexpr,
               STAGES: gl.constexpr, GROUP_M: gl.constexpr, PDL: gl.constexpr):
-    """One warpgroup (PART 0 or 1): its 64 rows (rowwise: 64 or 128) of each of this program's
+    """One warpgroup (PART 0 or 1): its 64 rows (INT8 rowwise: 64 or 128) of each of this program's
     output tiles, each K step's product scaled and summed in fp32 (rowwise: summed, then scaled);
     a tile's store drains while the next tile computes."""
     BN: gl.constexpr = c_desc.block_type.shape[1]
     ROWS: gl.constexpr = c_desc.block_type.shape[0]  # this warpgroup's rows of a tile
-    gl.static_assert(ROWS == 64 or SCALES == "rowwise", "per-K-step scaling keeps 64 rows per warpgroup")
+    gl.static_assert(ROWS == 64 or a_smem.dtype == gl.int8, "fp32 sums of K-tiles keep 64 rows per warpgroup")
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
     _wait_for_producer(PDL)  # the epilogue reads A's per-token scales directly
     base = 0
@@ -279,11 +299,14 @@ def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_
         if SCALES == "mx":
             acc = _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles, mma, PART, STAGES)
         elif SCALES == "block":
-            acc = _mainloop_block(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // BN, base, k_tiles,
-                                  stride_bs, mma, PART, STAGES)
+            acc = _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // BN, base, k_tiles,
+                                     stride_bs, mma, PART, STAGES, True)
         else:
-            acc_dtype: gl.constexpr = gl.int32 if a_smem.dtype == gl.int8 else gl.float32
-            acc = _mainloop_rowwise(a_smem, b_smem, ready, empty, base, k_tiles, acc_dtype, mma, PART, STAGES, ROWS)
+            if a_smem.dtype == gl.int8:
+                acc = _mainloop_int8(a_smem, b_smem, ready, empty, base, k_tiles, mma, PART, STAGES, ROWS)
+            else:
+                acc = _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, 0, base, k_tiles,
+                                         stride_bs, mma, PART, STAGES, False)
             rows = off_m + PART * ROWS + gl.arange(0, ROWS, layout=gl.SliceLayout(1, mma))
             cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             acc = (acc.to(gl.float32) * gl.expand_dims(gl.load(a_scale_ptr + rows, mask=rows < M, other=0.0), 1)
@@ -502,8 +525,8 @@ def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scal
                  stages: int | None = None, group_m: int = GROUP_M, b_descs: tuple | None = None,
                  after_producer: bool = False, block_m: int | None = None) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with per-token activation and per-channel weight
-    scales (W8A8: INT8 with exact int32 sums, or e4m3 with fp32 sums), on Hopper: the products sum on
-    the tensor cores and the two scales multiply the finished sum.
+    scales (W8A8: INT8 with exact int32 sums on the tensor cores, or e4m3 with each K-tile's product
+    added in fp32 on the CUDA cores), on Hopper; the two scales multiply the finished sum.
 
     Args:
         a: ``[M, K]`` int8 or e4m3, K contiguous; ``K % 16 == 0``.
@@ -512,8 +535,9 @@ def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scal
         b_scale: ``[N]`` or ``[N, 1]`` fp32 dequant multipliers per output channel, contiguous.
         bias, out_dtype, group_m, after_producer: as :func:`block_fp8_gemm`.
         b_descs: ``weight_descriptors(b, b_scale, "rowwise")``, when the caller keeps them.
-        block_m: output tile rows, 128 or 256 (each consumer warpgroup then owns 128 rows: two
-            wgmmas per K step on one B tile); None: :func:`rowwise_block_m`.
+        block_m: output tile rows, 128 or 256 (INT8 only: each consumer warpgroup then owns 128
+            rows, two wgmmas per K step on one B tile); None: :func:`rowwise_block_m` for INT8, 128
+            for e4m3 (its fp32 sum and the product in flight fill the registers of 64 rows).
         stages: shared-memory ring depth; None: :data:`STAGES` for 128-row tiles,
             :data:`TALL_STAGES` for 256.
 
@@ -522,13 +546,15 @@ def rowwise_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scal
 
     Raises:
         ValueError: operands whose layout TMA cannot read, scales of the wrong size or dtype,
-            operands of two dtypes, or ``block_m`` not 128 or 256.
+            operands of two dtypes, or ``block_m`` not 128 or 256 (e4m3: not 128).
     """
     _check_layout("wgmma rowwise GEMM", a, a_scale, b, b_scale, "rowwise")
+    tall_ok = a.dtype == torch.int8
     if block_m is None:
-        block_m = rowwise_block_m(a.shape[0], b.shape[0], _multiprocessors(a.device))
-    if block_m not in (BLOCK, 2 * BLOCK):
-        raise ValueError(f"wgmma rowwise GEMM tiles are 128 or 256 rows, got block_m={block_m}")
+        block_m = rowwise_block_m(a.shape[0], b.shape[0], _multiprocessors(a.device)) if tall_ok else BLOCK
+    if block_m not in ((BLOCK, 2 * BLOCK) if tall_ok else (BLOCK,)):
+        raise ValueError(f"wgmma rowwise GEMM tiles are 128 rows (INT8: or 256), got block_m={block_m} "
+                         f"for {a.dtype}")
     stages = stages or (STAGES if block_m == BLOCK else TALL_STAGES)
     return _launch(a, a_scale, b, b_scale, "rowwise", bias, out_dtype, stages, group_m, b_descs, after_producer,
                    block_m)
