@@ -38,9 +38,9 @@ from .pdl import pdl_enabled, prefetch_rows_l2, wait_for_producer
 from .split_k import reduce_slices, split_k_buffers
 
 # e4m3 products join the fp32 sum on the CUDA cores every this many of K (at most once per K-tile; None:
-# summed on the tensor cores alone, which over K = 14336 missed the 1e-3 error bound). Against no
-# promotion, decode on the issue shapes ran 0-4% slower at M = 4 and 16, 2-15% at M = 1, up to 17% at
-# M = 64; every 128 instead, up to 65% at M = 64 (bench/results/h200_issue3_accum_precision.txt).
+# summed on the tensor cores alone, which over K = 14336 missed the 1e-3 error bound). With the decode
+# configs re-swept under it, decode on the issue shapes runs 0-3% behind no promotion at M = 1..64;
+# every 128 instead ran up to 19% behind (bench/results/h200_issue3_accum_precision.txt, sections 8-9).
 PROMOTE_EVERY = 256
 _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _E4M3_MAX = tl.constexpr(E4M3_MAX)
