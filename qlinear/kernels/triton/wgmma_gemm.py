@@ -206,46 +206,6 @@ def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block
 
 
 @gluon.jit
-def _mainloop_block_rescaled(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block_n, blocks_n, base, k_tiles,
-                             stride_bs, mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr):
-    """1x128 x 128x128 block scales on 256-wide tiles (two weight blocks): the tensor cores sum every
-    K-tile's product into one accumulator kept in units of the current K-tile's scale, and
-    the CUDA cores only rescale it between K-tiles by the ratio of consecutive scales
-    (``acc * s[t-1] / s[t] + P[t]``), then by the last scale: a 64 x 256 product per wgmma needs no
-    second accumulator. Needs nonzero scales (the activation's are clamped away from 0)."""
-    BN: gl.constexpr = mma.instr_shape[1]
-    rows: gl.constexpr = gl.SliceLayout(1, mma)
-    first = gl.expand_dims(gl.arange(0, BN, layout=gl.SliceLayout(0, mma)) < 128, 0)
-    second_ptr = b_scale_ptr + (block_n + 1) * stride_bs
-    has_second = block_n + 1 < blocks_n
-    b_scale_ptr += block_n * stride_bs
-    stage = base % STAGES
-    mbarrier.wait(ready.index(stage), (base // STAGES) & 1)
-    acc = warpgroup_mma(a_smem.index(stage).slice(PART * 64, 64, dim=0), b_smem.index(stage).permute((1, 0)),
-                        gl.zeros([64, BN], gl.float32, layout=mma), use_acc=False, is_async=True)
-    a_prev = _row_scales(as_smem, stage, 0, PART, rows)
-    w0_prev = gl.load(b_scale_ptr)
-    w1_prev = gl.load(second_ptr, mask=has_second, other=1.0)
-    for t in range(1, k_tiles):
-        stage = (base + t) % STAGES
-        mbarrier.wait(ready.index(stage), ((base + t) // STAGES) & 1)
-        a_now = _row_scales(as_smem, stage, 0, PART, rows)
-        w0_now = gl.load(b_scale_ptr + t)
-        w1_now = gl.load(second_ptr + t, mask=has_second, other=1.0)
-        r0 = gl.expand_dims((a_prev * w0_prev) / (a_now * w0_now), 1)
-        r1 = gl.expand_dims((a_prev * w1_prev) / (a_now * w1_now), 1)
-        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
-        mbarrier.arrive(empty.index((base + t - 1) % STAGES))
-        acc = acc * gl.where(first, r0, r1)
-        acc = warpgroup_mma(a_smem.index(stage).slice(PART * 64, 64, dim=0), b_smem.index(stage).permute((1, 0)),
-                            acc, is_async=True)
-        a_prev, w0_prev, w1_prev = a_now, w0_now, w1_now
-    acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
-    mbarrier.arrive(empty.index((base + k_tiles - 1) % STAGES))
-    return acc * gl.where(first, gl.expand_dims(a_prev * w0_prev, 1), gl.expand_dims(a_prev * w1_prev, 1))
-
-
-@gluon.jit
 def _mx_scales(as_smem, bs_smem, stage, g: gl.constexpr, PART: gl.constexpr, mma: gl.constexpr):
     """Row and column multipliers of 32-group ``g``'s product in the K-tile in ``stage`` (A's e8m0
     scales, B's decoded to fp32 when the layer was prepared)."""
@@ -338,9 +298,6 @@ def _consumer(a_smem, b_smem, as_smem, bs_smem, ready, empty, c_desc, c_smem, a_
         off_m, off_n = _tile_origin(tile, M, N, 2 * ROWS, BN, GROUP_M)
         if SCALES == "mx":
             acc = _mainloop_mx(a_smem, b_smem, as_smem, bs_smem, ready, empty, base, k_tiles, mma, PART, STAGES)
-        elif SCALES == "block" and BN == 256:
-            acc = _mainloop_block_rescaled(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // 128,
-                                           gl.cdiv(N, 128), base, k_tiles, stride_bs, mma, PART, STAGES)
         elif SCALES == "block":
             acc = _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, off_n // BN, base, k_tiles,
                                      stride_bs, mma, PART, STAGES, True)
@@ -438,13 +395,13 @@ def mx_weight_scales(weight_scale: torch.Tensor) -> torch.Tensor:
 _GL_ELEMENT = {torch.float8_e4m3fn: gl.float8e4nv, torch.int8: gl.int8}
 
 
-def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, scales: str = "block", block_n: int = BLOCK) -> tuple:
+def weight_descriptors(b: torch.Tensor, b_scale: torch.Tensor, scales: str = "block") -> tuple:
     """The TMA descriptors of a weight ``[N, K]`` (e4m3, or int8 for ``scales="rowwise"``; and for
     ``scales="mx"`` of its scales from :func:`mx_weight_scales`) for :func:`block_fp8_gemm`,
     :func:`mxfp8_gemm` or :func:`rowwise_gemm`; built once per layer: building descriptors costs
     microseconds of host time per call."""
     if scales != "mx":
-        return _descriptor(b, _GL_ELEMENT[b.dtype], block_n), None
+        return _descriptor(b, _GL_ELEMENT[b.dtype], BLOCK), None
     return _descriptor(b, gl.float8e4nv, MX_BLOCK_N), _scale_descriptor(b_scale, BLOCK // 32, MX_BLOCK_N)
 
 
@@ -480,13 +437,13 @@ def rowwise_block_m(m: int, n: int, programs: int) -> int:
 
 
 def _launch(a, a_scale, b, b_scale, scales: str, bias, out_dtype, stages, group_m, b_descs, after_producer: bool,
-            block_m: int = BLOCK, block_n: int = BLOCK) -> torch.Tensor:
+            block_m: int = BLOCK) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
     c = torch.empty((m, n), device=a.device, dtype=out_dtype)
     out_gl = gl.bfloat16 if out_dtype == torch.bfloat16 else gl.float16
-    block_n = MX_BLOCK_N if scales == "mx" else block_n
-    b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, scales, block_n)
+    b_desc, bs_desc = b_descs or weight_descriptors(b, b_scale, scales)
+    block_n = MX_BLOCK_N if scales == "mx" else BLOCK
     a_desc = _descriptor(a, _GL_ELEMENT[a.dtype], block_m)
     # rowwise scales are read by the consumers (no scale descriptors); block FP8 reads its one weight
     # scale per K-tile from global memory (as_desc stands in for bs_desc)
@@ -506,7 +463,7 @@ def _launch(a, a_scale, b, b_scale, scales: str, bias, out_dtype, stages, group_
 def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor,
                    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *,
                    stages: int = STAGES, group_m: int = GROUP_M, b_descs: tuple | None = None,
-                   after_producer: bool = False, block_n: int = BLOCK) -> torch.Tensor:
+                   after_producer: bool = False) -> torch.Tensor:
     """``(a * a_scale) @ (b * b_scale)^T (+ bias)`` with DeepSeek-V3 block scales, on Hopper.
 
     Args:
@@ -531,8 +488,7 @@ def block_fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_sc
         ValueError: operands whose layout TMA cannot read.
     """
     _check_layout("wgmma block FP8 GEMM", a, a_scale, b, b_scale, "block")
-    return _launch(a, a_scale, b, b_scale, "block", bias, out_dtype, stages, group_m, b_descs, after_producer,
-                   block_n=block_n)
+    return _launch(a, a_scale, b, b_scale, "block", bias, out_dtype, stages, group_m, b_descs, after_producer)
 
 
 def mxfp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale_t: torch.Tensor,
