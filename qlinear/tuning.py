@@ -27,7 +27,7 @@ _GLUON_W4A16_DECODE = {"1": "gluon_w4a16", "2-16": "gluon_w4a16"}
 # Per-channel FP8 prefill: with each K-tile's e4m3 product summed in fp32 (for accuracy over long K)
 # the Gluon GEMM keeps 128-row tiles and ran 0-6% behind cuBLAS rowwise at M = 512, 1024 and 4096
 # on all five issue shapes (h200_issue3_accum_precision.txt, 2026-12-01); decode stays with Triton
-# (cuBLAS 1.1-2.3x slower at M = 1..64).
+# (cuBLAS 1.3-2.4x slower at M = 1..64, same file).
 _CUBLAS_PREFILL = {"65-1024": "cublas_fp8", "1025+": "cublas_fp8"}
 DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
     "NVIDIA H200": {"fp8_per_block": {"2-16": "triton_fp8_block", "17-64": "triton_fp8_block"},

@@ -32,7 +32,10 @@ from .triton_weight_only import DequantMMKernel, TritonW4A16Kernel, TritonW8A16K
 # twice Triton's rate, h200_issue3.md), Triton the rest (and decode M=2..64 on the H200, by
 # qlinear.tuning.DEFAULTS). Per-channel FP8 and INT8: the Gluon wgmma GEMM (prefill only, M > 64)
 # ran faster than the Triton GEMM on all 5 issue shapes at M=4096 and on 3-4 of 5 at M=1024, the
-# rest within 1% (CUDA-graph replays, h200_issue3.md, 2026-12-01); Triton rowwise FP8 and INT8 win
+# rest within 1% (CUDA-graph replays, h200_issue3.md, 2026-12-01); since per-channel FP8 sums each
+# K-tile's product in fp32 (accuracy over long K), cuBLAS rowwise runs its prefill 0-6% faster on the
+# H200, where qlinear.tuning.DEFAULTS sends it there (h200_issue3_accum_precision.txt; cuBLAS is
+# 1.3-2.4x slower at decode, so it stays behind Triton here); Triton rowwise FP8 and INT8 win
 # decode; torch._int_mm trails Triton INT8 at every M measured. Weight-only formats (issue 4,
 # bench/results/h200_issue4.md): dequantize + cuBLAS bf16 wins prefill, the in-register kernels win
 # decode; for MXFP8 both beat the W8A8 FP8-tensor-core kernels (per-32 scaling per K step; the Gluon one is

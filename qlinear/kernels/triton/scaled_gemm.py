@@ -15,9 +15,8 @@ mode  A                  B
 
 Modes 0/1 on both sides scale once in the epilogue (e4m3 products still join the fp32 sum every
 :data:`PROMOTE_EVERY` of K on the CUDA cores: Hopper's FP8 MMA accumulates with fewer bits, see
-:mod:`.wgmma_gemm`);
-a mode-2 or -3 side (the DeepSeek-V3 recipe) needs
-``BLOCK_K == 128`` and scales each K-tile's partial product before accumulating. With ``quant_a``
+:mod:`.wgmma_gemm`); a mode-2 or -3 side (the DeepSeek-V3 recipe) needs ``BLOCK_K == 128`` and
+scales each K-tile's partial product before accumulating. With ``quant_a``
 the kernel quantizes each 1 x 128 group of a bf16 A in registers (decode: no separate pass over x),
 with the same rounding as :mod:`qlinear.formats`. ``split_k > 1`` is reduced in the same launch by the K slice
 that arrives last, in slice order (:mod:`.split_k`; the config depends on M, so not batch-invariant).
@@ -163,7 +162,7 @@ def _scaled_gemm_kernel(
             else:
                 sb = _scale_vector(bs_ptr, cols, kt, stride_bsn, stride_bsk, B_SCALE, B_SCALE_ROWS, BLOCK_N)
             acc += tl.dot(a, b) * (sa[:, None] * sb[None, :])
-        else:  # e4m3: each K-tile's product joins acc in fp32 (max_num_imprecise_acc; wgmma_gemm says why)
+        else:  # e4m3 products join acc in fp32 every PROMOTE_K of K (int8: 0, its int32 sums are exact)
             acc = tl.dot(a, b, acc, out_dtype=ACC, max_num_imprecise_acc=PROMOTE_K)
 
     out = acc.to(tl.float32)

@@ -155,6 +155,16 @@ def _e8m0(e):
 
 
 @gluon.jit
+def _add_product(acc, x, scale, SCALED: gl.constexpr):
+    """``acc`` plus one K-tile's product ``x``, first scaled by the per-row ``scale`` under block scales."""
+    if SCALED:
+        acc += x * gl.expand_dims(scale, 1)
+    else:
+        acc += x
+    return acc
+
+
+@gluon.jit
 def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block_n, base, k_tiles, stride_bs,
                        mma: gl.constexpr, PART: gl.constexpr, STAGES: gl.constexpr, SCALED: gl.constexpr):
     """Each K-tile's e4m3 product on its own on the tensor cores, summed in fp32 on the CUDA cores.
@@ -175,33 +185,27 @@ def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block
         t = 2 * pair
         x = _issue(a_smem, b_smem, ready, base + t, x, PART, STAGES)
         y = _issue(a_smem, b_smem, ready, base + t + 1, y, PART, STAGES)
+        x_scale = None
+        y_scale = None
         if SCALED:  # read while the products run
             x_scale = _tile_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, rows)
             y_scale = _tile_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART,
                                   rows)
         x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
         mbarrier.arrive(empty.index((base + t) % STAGES))
-        if SCALED:
-            acc += x * gl.expand_dims(x_scale, 1)
-        else:
-            acc += x
+        acc = _add_product(acc, x, x_scale, SCALED)
         y = warpgroup_mma_wait(num_outstanding=0, deps=(y,))
         mbarrier.arrive(empty.index((base + t + 1) % STAGES))
-        if SCALED:
-            acc += y * gl.expand_dims(y_scale, 1)
-        else:
-            acc += y
+        acc = _add_product(acc, y, y_scale, SCALED)
     if k_tiles % 2 == 1:
         last = base + k_tiles - 1
         x = _issue(a_smem, b_smem, ready, last, x, PART, STAGES)
+        x_scale = None
         if SCALED:
             x_scale = _tile_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, rows)
         x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
         mbarrier.arrive(empty.index(last % STAGES))
-        if SCALED:
-            acc += x * gl.expand_dims(x_scale, 1)
-        else:
-            acc += x
+        acc = _add_product(acc, x, x_scale, SCALED)
     return acc
 
 
