@@ -17,7 +17,7 @@ from qlinear.schemes import SCHEMES
 
 SCHEME_NAMES = ["fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "mxfp8", "int8_per_channel"]
 CASES = [(4096, 4096), (4096, 14336), (1024, 16384)]
-MS = [1, 16, 4096]
+MS = [1, 16, 64, 4096]
 
 
 def main():
