@@ -369,6 +369,30 @@ def test_wgmma_rowwise_gemm_refuses_wrong_scales_and_mixed_operands():
         rowwise_gemm(a.to(torch.float8_e4m3fn), torch.ones(5), b.to(torch.float8_e4m3fn), torch.ones(64), block_m=256)
 
 
+@pytest.mark.parametrize("dtype,block_k,promote_k", [(torch.float8_e4m3fn, 256, 256), (torch.float8_e4m3fn, 128, 128),
+                                                     (torch.int8, 256, 0)], ids=["e4m3-k256", "e4m3-k128", "int8"])
+def test_e4m3_products_join_the_fp32_sum_at_least_every_256_of_k(monkeypatch, dtype, block_k, promote_k):
+    # Hopper's FP8 MMA adds into its accumulator with fewer bits than fp32 (the GPU test
+    # test_fp8_kernels_keep_their_accuracy_over_a_long_k measures it): the launch asks Triton to move
+    # e4m3 products into an fp32 sum every PROMOTE_EVERY of K (max_num_imprecise_acc), at most once
+    # per K-tile; INT8 sums in int32, exactly, and asks for nothing
+    from qlinear.kernels.triton import scaled_gemm as sg
+
+    launches = []
+
+    class Capture:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append(kwargs)
+
+    monkeypatch.setattr(sg, "_scaled_gemm_kernel", Capture())
+    a, b = torch.zeros(16, 512, dtype=dtype), torch.zeros(64, 512, dtype=dtype)
+    for swap in (False, True):
+        sg.scaled_gemm(a, b, torch.ones(16, 1), torch.ones(64, 1), a_mode="token", b_mode="channel",
+                       config=sg.GemmConfig(64, 16 if swap else 64, block_k), swap_ab=swap)
+    assert sg.PROMOTE_EVERY == 256
+    assert [launch["PROMOTE_K"] for launch in launches] == [promote_k, promote_k]
+
+
 def test_rowwise_tiles_are_256_rows_only_where_the_rounds_of_tiles_favour_them():
     from qlinear.kernels.triton.wgmma_gemm import rowwise_block_m
 
