@@ -12,9 +12,12 @@ the Triton kernels.
   CUDA cores (2 FP32 instructions per output element per 32-group) caps any such kernel at ~1.4x
   bf16 (``bench/results/h200_issue4.md``), so the weight-only ``dequant_cublas`` goes first.
 * ``gluon_int8`` and ``gluon_fp8_rowwise``: per-channel weights x dynamic per-token activations
-  (INT8 W8A8, FP8 per-channel), the same pipeline with nothing to scale per K step: the products
-  sum on the tensor cores and the scales multiply the finished sum, in tiles of 256 rows where the
-  grid's rounds of tiles favour them (1.52-1.88x bf16 for INT8 at M = 4096 on an H200).
+  (INT8 W8A8, FP8 per-channel), the same pipeline with nothing to scale per K step; the scales
+  multiply the finished sum. INT8 products sum on the tensor cores in int32, in tiles of 256 rows
+  where the grid's rounds of tiles favour them (1.52-1.88x bf16 at M = 4096 on an H200). e4m3
+  products are summed per K-tile in fp32 on the CUDA cores (the tensor cores' FP8 accumulation
+  keeps fewer bits, too few over a long K), in 128-row tiles: 0-6% behind cuBLAS rowwise on an
+  H200, where ``qlinear.tuning.DEFAULTS`` prefers cuBLAS (``bench/results/h200_issue3.md``).
 
 Each layer call quantizes x, then launches the GEMM with PDL, so its launch and prologue overlap the
 quantization's tail.
