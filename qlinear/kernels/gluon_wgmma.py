@@ -140,6 +140,6 @@ class GluonInt8Kernel(_GluonRowwise):
 class GluonFp8RowwiseKernel(_GluonRowwise):
     name = "gluon_fp8_rowwise"
     summary = ("Gluon (Triton) Hopper wgmma FP8 per-channel/per-tensor W x dynamic per-token A: persistent, a TMA "
-               "producer, two consumer warpgroups, fp32 sums scaled once; prefill (M > 64)")
+               "producer, two consumer warpgroups, each K-tile's product added in fp32, scaled once; prefill (M > 64)")
     same_scheme_as = TritonFp8RowwiseKernel
     element = torch.float8_e4m3fn

@@ -130,7 +130,8 @@ class _TritonRowwise(_TritonW8A8):
 
 class TritonFp8RowwiseKernel(_TritonRowwise):
     name = "triton_fp8_rowwise"
-    summary = "Triton FP8 per-channel/per-tensor W x dynamic per-token A (fused per-token quantization)"
+    summary = ("Triton FP8 per-channel/per-tensor W x dynamic per-token A (fused per-token quantization; "
+               "products added in fp32 every 256 of K)")
     element, torch_dtype = "e4m3", torch.float8_e4m3fn
     weight_granularities = ("channel", "tensor")
 
