@@ -9,8 +9,9 @@ ModelOpt's ``weight_scale_2`` / ``input_scale`` are multipliers (use as is);
 compressed-tensors' ``weight_global_scale`` / ``input_global_scale`` are divisors
 (``2688 / amax``): :func:`global_scale_from_divisor` converts them.
 
-Quantization: ``global = 1 / fp32(2688 / max(amax_global, 1e-12))`` (computed through the divisor,
-as compressed-tensors does, so that the divisor written to its checkpoints reads back to exactly
+Quantization: ``divisor = fp32(2688 * fp32(1 / max(amax_global, 1e-12)))`` and ``global = fp32(1 /
+divisor)`` (compressed-tensors computes ``2688 / amax``, which PyTorch evaluates as the reciprocal
+times 2688; going through its divisor, the divisor written to its checkpoints reads back to exactly
 the same multiplier); per 16 elements
 ``block = saturate_e4m3(amax_16 / 6 / global)``; elements ``round_e2m1(x / (block * global))``,
 0 where the block scale rounded to 0.
@@ -32,7 +33,7 @@ def global_scale_from_amax(amax: torch.Tensor) -> torch.Tensor:
     It is the fp32 reciprocal of an fp32 divisor, so :func:`global_scale_to_divisor` finds a divisor
     that converts back to it exactly.
     """
-    divisor = GLOBAL_RANGE / amax.float().clamp(min=fp8.AMAX_FLOOR)
+    divisor = torch.reciprocal(amax.float().clamp(min=fp8.AMAX_FLOOR)) * GLOBAL_RANGE  # = torch's 2688 / amax
     return global_scale_from_divisor(divisor)
 
 
