@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 
 from qlinear.formats import dequantize, fake_quantize, quantize
-from qlinear.kernels import Dispatch, LayerConfig
-from qlinear.kernels.registry import _verdict, candidates
+from qlinear.kernels import Dispatch, LayerConfig, fast_candidates
 from qlinear.layers import QuantizedLinear
 from qlinear.platform import platform_of
 from qlinear.schemes import SCHEMES
@@ -33,9 +32,7 @@ def main():
                 x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
                 config = LayerConfig(scheme, n, k, min_m=m, max_m=m)
                 parts = []
-                for kernel in candidates(platform):
-                    if kernel.fallback or _verdict(kernel, config, platform, set()):
-                        continue
+                for kernel in fast_candidates(config, platform):
                     act = None if kernel.deviation(config) else scheme.activation
                     xr = fake_quantize(x, act) if act else x.float()
                     ref = xr.double() @ wref

@@ -1,4 +1,4 @@
-"""A/B (temporary): fp8_per_channel decode on the Triton GEMM with e4m3 products joining the fp32 sum
+"""A/B: fp8_per_channel decode on the Triton GEMM with e4m3 products joining the fp32 sum
 every 128 or 256 of K, or never (summed on the tensor cores alone), beside cuBLAS; prefill on the
 Gluon GEMM (promoted every K-tile) beside cuBLAS. One run, CUDA-graph replays.
 

@@ -64,22 +64,24 @@ def _compile(kernel, args: tuple, kwargs: dict):
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 
 
-def _resources(compiled, tmp_path) -> dict[str, int]:
-    """cuobjdump's resource usage of the compiled cubin: REG, STACK, LOCAL, SHARED (bytes)."""
+def _cuobjdump(compiled, tmp_path, flag: str) -> str:
+    """Triton's bundled cuobjdump with ``flag`` on the compiled cubin."""
     tool = os.path.join(TOOLS, "cuobjdump")
     if not os.path.exists(tool):
         pytest.skip("triton's bundled cuobjdump is missing")
     cubin = tmp_path / "kernel.cubin"
     cubin.write_bytes(compiled.asm["cubin"])
-    usage = subprocess.run([tool, "-res-usage", str(cubin)], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([tool, flag, str(cubin)], capture_output=True, text=True, check=True).stdout
+
+
+def _resources(compiled, tmp_path) -> dict[str, int]:
+    """cuobjdump's resource usage of the compiled cubin: REG, STACK, LOCAL, SHARED (bytes)."""
+    usage = _cuobjdump(compiled, tmp_path, "-res-usage")
     return {key: int(value) for key, value in re.findall(r"(REG|STACK|LOCAL|SHARED):(\d+)", usage)}
 
 
 def _sass(compiled, tmp_path) -> str:
-    cubin = tmp_path / "kernel.cubin"
-    cubin.write_bytes(compiled.asm["cubin"])
-    return subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-sass", str(cubin)], capture_output=True, text=True,
-                          check=True).stdout
+    return _cuobjdump(compiled, tmp_path, "-sass")
 
 
 def _assert_fits_hopper(compiled, tmp_path) -> None:
