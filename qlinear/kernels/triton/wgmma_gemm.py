@@ -155,6 +155,16 @@ def _e8m0(e):
 
 
 @gluon.jit
+def _product_scale(as_smem, stage, b_scale_ptr, block_n, t, stride_bs, PART: gl.constexpr, SCALED: gl.constexpr,
+                   rows: gl.constexpr):
+    """K-tile ``t``'s per-row multiplier under block scales (:func:`_tile_scale`); None without them."""
+    scale = None
+    if SCALED:
+        scale = _tile_scale(as_smem, stage, b_scale_ptr, block_n, t, stride_bs, PART, rows)
+    return scale
+
+
+@gluon.jit
 def _add_product(acc, x, scale, SCALED: gl.constexpr):
     """``acc`` plus one K-tile's product ``x``, first scaled by the per-row ``scale`` under block scales."""
     if SCALED:
@@ -185,12 +195,10 @@ def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block
         t = 2 * pair
         x = _issue(a_smem, b_smem, ready, base + t, x, PART, STAGES)
         y = _issue(a_smem, b_smem, ready, base + t + 1, y, PART, STAGES)
-        x_scale = None
-        y_scale = None
-        if SCALED:  # read while the products run
-            x_scale = _tile_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, rows)
-            y_scale = _tile_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART,
-                                  rows)
+        # the scales are read while the products run
+        x_scale = _product_scale(as_smem, (base + t) % STAGES, b_scale_ptr, block_n, t, stride_bs, PART, SCALED, rows)
+        y_scale = _product_scale(as_smem, (base + t + 1) % STAGES, b_scale_ptr, block_n, t + 1, stride_bs, PART,
+                                 SCALED, rows)
         x = warpgroup_mma_wait(num_outstanding=1, deps=(x,))
         mbarrier.arrive(empty.index((base + t) % STAGES))
         acc = _add_product(acc, x, x_scale, SCALED)
@@ -200,9 +208,8 @@ def _mainloop_promoted(a_smem, b_smem, as_smem, ready, empty, b_scale_ptr, block
     if k_tiles % 2 == 1:
         last = base + k_tiles - 1
         x = _issue(a_smem, b_smem, ready, last, x, PART, STAGES)
-        x_scale = None
-        if SCALED:
-            x_scale = _tile_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, rows)
+        x_scale = _product_scale(as_smem, last % STAGES, b_scale_ptr, block_n, k_tiles - 1, stride_bs, PART, SCALED,
+                                 rows)
         x = warpgroup_mma_wait(num_outstanding=0, deps=(x,))
         mbarrier.arrive(empty.index(last % STAGES))
         acc = _add_product(acc, x, x_scale, SCALED)
