@@ -265,8 +265,9 @@ def cmd_bench(args) -> int:
         from . import e2e
 
         print(f"device: {dev}; torch {torch.__version__}; Llama-3.1-8B shape, random weights, "
-              f"{args.layers or 32} layers; decode steps as CUDA-graph replays")
-        results = e2e.run(schemes, layers=args.layers)
+              f"{args.layers or 32} layers; decode steps as CUDA-graph replays"
+              + ("; decoder layers torch.compile'd" if args.compile else ""))
+        results = e2e.run(schemes, layers=args.layers, compile=args.compile)
         base = results[0]
         for r in results[1:]:
             label = "bound (linears free)" if r.scheme == e2e.LINEAR_FREE else f"{r.scheme} speedup"
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--act-quant", action="store_true", help="also time the fused activation quantization kernels")
     b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
     b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
+    b.add_argument("--compile", action="store_true",
+                   help="--e2e with every decoder layer torch.compile'd (bf16 too); quantized layers stay opaque ops")
     b.add_argument("--graph", action="store_true", help=GRAPH_HELP)
     b.set_defaults(func=cmd_bench)
 

@@ -3,6 +3,11 @@
 Decode: one new token per sequence through every layer, captured in a CUDA graph (as serving
 engines run decode) and timed as graph replays. Prefill: one forward over ``prefill_tokens``
 tokens, timed eagerly. Every scheme starts from the same seeded weights.
+
+With ``compile=True`` each decoder layer is compiled with ``torch.compile`` (PyTorch's regional
+compilation: one layer's code compiled, reused by all), bf16 baseline included, so norms, RoPE and
+activations run fused as in serving engines (vLLM compiles its models); the quantized layers stay
+opaque ops (:mod:`qlinear.layers.compiled`).
 """
 from __future__ import annotations
 
@@ -51,15 +56,18 @@ def decode_step_ms(model, batch: int, replays: int = 20) -> float:
     """
     device = next(model.parameters()).device
     token = torch.randint(0, model.config.vocab_size, (batch, 1), device=device)
+    # transformers builds no mask for one token, except while a CUDA graph is being captured; given
+    # one, warm-up (which compiles, with compile=True) and capture run the same code.
+    mask = attend_all_mask(batch, 1, device)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(2):
-            model(token, use_cache=False)
+            model(token, attention_mask=mask, use_cache=False)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        model(token, use_cache=False)
+        model(token, attention_mask=mask, use_cache=False)
     for _ in range(3):
         graph.replay()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -73,12 +81,19 @@ def decode_step_ms(model, batch: int, replays: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def attend_all_mask(batch: int, tokens: int, device) -> torch.Tensor:
+    """A 4-D boolean attention mask ``[batch, 1, tokens, tokens]``, causal (all True for one token),
+    which transformers passes to attention as given."""
+    return torch.ones(tokens, tokens, dtype=torch.bool, device=device).tril().expand(batch, 1, tokens, tokens)
+
+
 @torch.inference_mode()
 def prefill_ms(model, tokens: int = 4096) -> float:
     from .bench import median_us
 
     device = next(model.parameters()).device
     ids = torch.randint(0, model.config.vocab_size, (1, tokens), device=device)
+    model(ids, use_cache=False, logits_to_keep=1)  # compiles, with compile=True; do_bench times from its second call
     return median_us(lambda: model(ids, use_cache=False, logits_to_keep=1), warmup_ms=100, rep_ms=400) / 1000.0
 
 
@@ -92,13 +107,33 @@ class _FreeLinear(torch.nn.Module):
         self._outputs: dict[tuple, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return _uninitialized(x, self.out_features)
         shape = (*x.shape[:-1], self.out_features)
         if shape not in self._outputs:
             self._outputs[shape] = x.new_zeros(shape)
         return self._outputs[shape]
 
 
+@torch.library.custom_op("qlinear_e2e::uninitialized", mutates_args=())
+def _uninitialized(x: torch.Tensor, out_features: int) -> torch.Tensor:
+    """The compiled stand-in's output: allocated, never written (no kernel). The compiler may not
+    reuse a cached tensor as an op output, and zeros would cost a fill per call."""
+    return x.new_empty((*x.shape[:-1], out_features))
+
+
+@_uninitialized.register_fake
+def _(x: torch.Tensor, out_features: int) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], out_features))
+
+
 LINEAR_FREE = "linear-free floor"
+
+
+def compile_decoder_layers(model) -> None:
+    """``torch.compile`` each decoder layer in place, with static shapes (one compile per shape)."""
+    for layer in model.model.layers:
+        layer.compile(dynamic=False)
 
 
 def remove_linears(model) -> int:
@@ -112,9 +147,11 @@ def remove_linears(model) -> int:
     return len(linears)
 
 
-def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_tokens: int = 4096) -> list[E2EResult]:
+def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_tokens: int = 4096,
+        compile: bool = False) -> list[E2EResult]:
     """bf16, then the same model with its decoder's linear layers taking no time (the floor every
-    scheme's speedup is bounded by), then each scheme."""
+    scheme's speedup is bounded by), then each scheme; with ``compile``, every model's decoder
+    layers compiled (:func:`compile_decoder_layers`) after quantization."""
     from .layers import quantize
 
     results = []
@@ -126,6 +163,9 @@ def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_
         elif scheme != "bf16":
             report = quantize(model, scheme, progress=False)
             kernels = ", ".join(sorted({r.kernel for r in report.layers if r.kernel}))
+        if compile:
+            torch._dynamo.reset()  # each model compiles afresh (all share one layer code, and its recompile limit)
+            compile_decoder_layers(model)
         decode = {b: decode_step_ms(model, b) for b in batches}
         results.append(E2EResult(scheme, decode, prefill_ms(model, prefill_tokens), kernels))
         print(f"{scheme:18} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())

@@ -9,6 +9,7 @@ from ..kernels import Dispatch, LayerConfig, select_dispatch
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
 from ..tuning import tuned_choices
+from . import compiled
 
 
 class SchemeNotApplicable(ValueError):
@@ -33,6 +34,9 @@ class QuantizedLinear(nn.Module):
     (``qlinear.quantize(model, scheme, device=...)``).
 
     Accepts ``x [..., K]`` of any leading shape in bf16, fp16 or fp32; returns ``[..., N]`` in x's dtype.
+
+    Under ``torch.compile`` the kernel call is one opaque op (:mod:`qlinear.layers.compiled`), so the
+    code around the layer is compiled and the layer runs exactly as in eager mode.
     """
 
     def __init__(
@@ -65,6 +69,17 @@ class QuantizedLinear(nn.Module):
             kernels[k.name].prepare(self)
         self._routes = [(r.max_m if r.max_m is not None else float("inf"), kernels[r.selection.kernel.name])
                         for r in dispatch.routes]
+        compiled.bind(self)
+
+    # The compiled path finds the layer through its weight buffer; rebind when that buffer is replaced.
+    def _apply(self, fn, recurse=True):
+        module = super()._apply(fn, recurse)
+        compiled.bind(self)
+        return module
+
+    def __setstate__(self, state):  # copy.deepcopy and pickle
+        super().__setstate__(state)
+        compiled.bind(self)
 
     @property
     def kernel(self):
@@ -122,8 +137,12 @@ class QuantizedLinear(nn.Module):
             )
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        y = self.kernel_for(x2.shape[0]).apply(self, x2, self.bias)
+        y = compiled.linear(x2, self.weight) if torch.compiler.is_compiling() else self.run_kernel(x2)
         return y.reshape(*lead, self.out_features)
+
+    def run_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [M, K] -> [M, N]`` through the kernel of M's route, bias included."""
+        return self.kernel_for(x.shape[0]).apply(self, x, self.bias)
 
     def extra_repr(self) -> str:
         return (
