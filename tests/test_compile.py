@@ -10,6 +10,7 @@ import torch
 from qlinear.e2e import attend_all_mask, build_model, compile_decoder_layers, remove_linears
 from qlinear.layers import QuantizedLinear, quantize
 from qlinear.layers.compiled import linear as compiled_linear
+from qlinear.schemes import SCHEMES
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
 
@@ -46,7 +47,10 @@ def test_compiled_decoder_matches_eager_and_layers_share_one_compile(scheme):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-@pytest.mark.parametrize("scheme", ["fp8_per_channel", "nvfp4_a16", "mxfp8"])
+ONLINE_SCHEMES = [name for name, scheme in SCHEMES.items() if not scheme.static_activation]
+
+
+@pytest.mark.parametrize("scheme", ONLINE_SCHEMES)
 def test_compiled_layer_is_one_graph_around_the_op_and_equals_eager_bitwise(scheme):
     torch.manual_seed(0)
     layer = QuantizedLinear.from_linear(torch.nn.Linear(96, 40, bias=True, dtype=torch.bfloat16), scheme)
@@ -62,6 +66,16 @@ def test_compiled_layer_is_one_graph_around_the_op_and_equals_eager_bitwise(sche
     torch.compile(layer, backend=inspect, fullgraph=True)(x)
     targets = [n.target for n in graphs[0].graph.nodes if n.op == "call_function"]
     assert torch.ops.qlinear.linear.default in targets
+
+
+def test_compiled_layer_with_a_symbolic_m_equals_eager_at_every_m():
+    torch.manual_seed(0)
+    layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 48, dtype=torch.bfloat16), "fp8_per_block")
+    compiled = torch.compile(layer, dynamic=True, fullgraph=True)
+    for m in (2, 9, 70, 1100):  # one graph; at run time the op looks up the route of each M
+        x = torch.randn(m, 64, dtype=torch.bfloat16)
+        assert torch.equal(compiled(x), layer(x)), m
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
 def test_op_finds_the_layer_after_to_and_deepcopy_and_refuses_a_foreign_tensor():
