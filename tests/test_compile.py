@@ -122,3 +122,16 @@ def test_compiled_decoder_on_gpu_matches_eager_and_captures_in_a_cuda_graph(sche
             graph.replay()
             torch.cuda.synchronize()
             assert torch.equal(out, compiled), ids.shape
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("scheme", ONLINE_SCHEMES)
+def test_compiled_layer_on_gpu_equals_eager_bitwise_on_every_route(scheme):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(512, 384, bias=True, dtype=torch.bfloat16, device="cuda")
+    layer = QuantizedLinear.from_linear(linear, scheme)
+    compiled = torch.compile(layer, dynamic=False, fullgraph=True)
+    for m in (1, 16, 300):  # decode and prefill routes
+        x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
+        assert torch.equal(compiled(x), layer(x)), m
