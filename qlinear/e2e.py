@@ -93,7 +93,7 @@ def prefill_ms(model, tokens: int = 4096) -> float:
 
     device = next(model.parameters()).device
     ids = torch.randint(0, model.config.vocab_size, (1, tokens), device=device)
-    model(ids, use_cache=False, logits_to_keep=1)  # compiles, with compile=True; do_bench times from its second call
+    model(ids, use_cache=False, logits_to_keep=1)  # a compiled model compiles here, outside the timing
     return median_us(lambda: model(ids, use_cache=False, logits_to_keep=1), warmup_ms=100, rep_ms=400) / 1000.0
 
 

@@ -78,7 +78,7 @@ def test_compiled_layer_with_a_symbolic_m_equals_eager_at_every_m():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-def test_op_finds_the_layer_after_to_and_deepcopy_and_refuses_a_foreign_tensor():
+def test_op_finds_the_layer_after_to_deepcopy_and_assigned_state_and_refuses_a_foreign_tensor():
     torch.manual_seed(0)
     layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 32, dtype=torch.bfloat16), "int8_per_channel")
     x = torch.randn(4, 64, dtype=torch.bfloat16)
@@ -87,6 +87,9 @@ def test_op_finds_the_layer_after_to_and_deepcopy_and_refuses_a_foreign_tensor()
     twin = copy.deepcopy(layer)
     assert torch.equal(compiled_linear(x, layer.weight), expected)
     assert torch.equal(compiled_linear(x, twin.weight), expected)
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    layer.load_state_dict(state, assign=True)  # replaces the buffers by the given tensors
+    assert layer.weight is state["weight"] and torch.equal(compiled_linear(x, layer.weight), expected)
     with pytest.raises(RuntimeError, match="no live QuantizedLinear"):
         compiled_linear(x, layer.weight.clone())
 

@@ -81,6 +81,10 @@ class QuantizedLinear(nn.Module):
         super().__setstate__(state)
         compiled.bind(self)
 
+    def _load_from_state_dict(self, *args, **kwargs):  # load_state_dict(..., assign=True)
+        super()._load_from_state_dict(*args, **kwargs)
+        compiled.bind(self)
+
     @property
     def kernel(self):
         """The kernel of the first route (for single-kernel layers and messages)."""
