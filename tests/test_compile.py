@@ -138,3 +138,19 @@ def test_compiled_layer_on_gpu_equals_eager_bitwise_on_every_route(scheme):
     for m in (1, 16, 300):  # decode and prefill routes
         x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
         assert torch.equal(compiled(x), layer(x)), m
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("scheme", ["fp8_per_channel", "int8_per_channel", "nvfp4_a16"])
+def test_reduce_overhead_mode_replays_the_layers_in_inductors_cuda_graphs(scheme):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(512, 384, dtype=torch.bfloat16, device="cuda")
+    layer = QuantizedLinear.from_linear(linear, scheme)
+    compiled = torch.compile(layer, mode="reduce-overhead", dynamic=False, fullgraph=True)
+    for m in (1, 16, 300):
+        for _ in range(3):  # warm-up, record, replay
+            x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
+            out = compiled(x).clone()
+            assert torch.equal(out, layer(x)), m
+    assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0  # inductor did not fall back to eager
