@@ -35,8 +35,9 @@ def _layer_of(weight: torch.Tensor) -> QuantizedLinear:
     layer = ref() if ref is not None else None
     if layer is None or layer.weight is not weight:
         raise RuntimeError(
-            "qlinear::linear got a weight tensor that belongs to no live QuantizedLinear (its buffer was "
-            "replaced outside nn.Module.to/_apply, or the layer was deleted); rebuild the layer"
+            f"qlinear::linear got a weight tensor {tuple(weight.shape)} {weight.dtype} that belongs to no live "
+            "QuantizedLinear (its buffer was replaced outside nn.Module.to/_apply/load_state_dict, or the layer "
+            "was deleted); rebuild the layer"
         )
     return layer
 
