@@ -22,3 +22,16 @@ def pytest_collection_modifyitems(config, items):
 def _clean_env(monkeypatch):
     monkeypatch.delenv("QLINEAR_BACKEND", raising=False)
     monkeypatch.delenv("QLINEAR_DISABLED_KERNELS", raising=False)
+
+
+@pytest.fixture
+def tiny_llama():
+    """A factory of small Llama-architecture models with random bf16 weights (hidden 64, 4 heads, 2 KV
+    heads, vocabulary 100): ``tiny_llama(layers=2, device="cpu")``."""
+    from qlinear.e2e import build_model
+
+    def build(layers: int = 2, device: str = "cpu"):
+        return build_model(layers=layers, device=device, hidden_size=64, intermediate_size=128,
+                           num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+
+    return build

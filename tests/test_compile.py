@@ -7,17 +7,10 @@ import copy
 import pytest
 import torch
 
-from qlinear.e2e import attend_all_mask, build_model, compile_decoder_layers, remove_linears
+from qlinear.e2e import attend_all_mask, compile_decoder_layers, remove_linears
 from qlinear.layers import QuantizedLinear, quantize
 from qlinear.layers.compiled import linear as compiled_linear
 from qlinear.schemes import SCHEMES
-
-TINY = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
-
-
-def _tiny(device="cpu", layers=2):
-    return build_model(layers=layers, device=device, **TINY)
-
 
 @pytest.fixture(autouse=True)
 def _fresh_dynamo():
@@ -33,8 +26,8 @@ def _close(compiled, eager):
 
 
 @pytest.mark.parametrize("scheme", ["fp8_per_channel", "nvfp4_a16"])
-def test_compiled_decoder_matches_eager_and_layers_share_one_compile(scheme):
-    model = _tiny(layers=3)
+def test_compiled_decoder_matches_eager_and_layers_share_one_compile(scheme, tiny_llama):
+    model = tiny_llama(layers=3)
     quantize(model, scheme, progress=False)
     ids = torch.randint(0, 100, (2, 7))
     with torch.inference_mode():
@@ -94,8 +87,8 @@ def test_op_finds_the_layer_after_to_deepcopy_and_assigned_state_and_refuses_a_f
         compiled_linear(x, layer.weight.clone())
 
 
-def test_linear_free_floor_compiles_without_kernels_for_its_stand_ins():
-    model = _tiny()
+def test_linear_free_floor_compiles_without_kernels_for_its_stand_ins(tiny_llama):
+    model = tiny_llama()
     remove_linears(model)
     compile_decoder_layers(model)
     ids = torch.randint(0, 100, (1, 4))
@@ -107,8 +100,8 @@ def test_linear_free_floor_compiles_without_kernels_for_its_stand_ins():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("scheme", ["fp8_per_channel", "fp8_per_block", "int8_per_channel", "nvfp4_a16", "mxfp8"])
-def test_compiled_decoder_on_gpu_matches_eager_and_captures_in_a_cuda_graph(scheme):
-    model = _tiny(device="cuda", layers=2)
+def test_compiled_decoder_on_gpu_matches_eager_and_captures_in_a_cuda_graph(scheme, tiny_llama):
+    model = tiny_llama(layers=2, device="cuda")
     quantize(model, scheme, progress=False)
     # The same explicit mask in every call: transformers builds none otherwise, except during capture.
     inputs = [(torch.randint(0, 100, (b, t), device="cuda"), attend_all_mask(b, t, "cuda"))

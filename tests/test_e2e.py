@@ -1,11 +1,10 @@
 import torch
 
-from qlinear.e2e import _FreeLinear, build_model, remove_linears
+from qlinear.e2e import _FreeLinear, remove_linears
 
 
-def test_linear_free_floor_model_keeps_the_rest_and_allocates_once():
-    model = build_model(layers=2, device="cpu", hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                        num_key_value_heads=2, vocab_size=100)
+def test_linear_free_floor_model_keeps_the_rest_and_allocates_once(tiny_llama):
+    model = tiny_llama(layers=2)
     assert remove_linears(model) == 2 * 7  # q, k, v, o, gate, up, down per layer
     assert not any(isinstance(m, torch.nn.Linear) for m in model.model.modules())
     assert isinstance(model.lm_head, torch.nn.Linear)  # the LM head is not one qlinear quantizes
