@@ -198,10 +198,16 @@ def cmd_explain(args) -> int:
         plans = plan(model, source, platform=platform, ignore=q["ignore"], convert_to=q["convert_to"],
                      skip_unsupported=q["skip_unsupported"], backend=q["backend"])
     label = _label(source, q["convert_to"])
+
+    def compiled_quantization(p) -> str:
+        outside = p.dispatch.quantizes_input_outside(kernel_registry.LayerConfig(scheme, p.out_features, p.in_features, name=p.name))
+        return "compiler" if outside else "op"
+
     if args.json:
+        layers = [{**p.to_dict(), **({"compiled_activation_quantization": compiled_quantization(p)} if p.dispatch else {})}
+                  for p in plans]
         print(json.dumps({"model": model_label(args.model), "scheme": label, "scheme_spec": scheme.describe(),
-                          "checkpoint_note": note, "platform": platform.describe(),
-                          "layers": [p.to_dict() for p in plans]}, indent=2))
+                          "checkpoint_note": note, "platform": platform.describe(), "layers": layers}, indent=2))
         return 0
     print(f"model: {model_label(args.model)}\nscheme: {label} ({scheme.describe()})\nplatform: {platform.describe()}")
     print(f"checkpoint note: {note}\n" if note else "")
@@ -216,6 +222,9 @@ def cmd_explain(args) -> int:
                  tuple((x.kernel, x.reason) for x in r.selection.rejected))
                 for r in p.dispatch.routes
             )
+            if compiled_quantization(p) == "compiler":
+                why += (("", "", (("-", "under torch.compile x is quantized per token by the compiler, fused into the op "
+                                   "before the layer (QLINEAR_FUSE_ACT_QUANT=0: inside the layer's op)"),)),)
         else:
             why = (("", "", (("-", p.reason),)),)
         groups.setdefault((p.out_features, p.in_features, why), []).append(p.name)

@@ -6,8 +6,9 @@ tokens, timed eagerly. Every scheme starts from the same seeded weights.
 
 With ``compile=True`` each decoder layer is compiled with ``torch.compile`` (PyTorch's regional
 compilation: one layer's code compiled, reused by all), bf16 baseline included, so norms, RoPE and
-activations run fused as in serving engines (vLLM compiles its models); the quantized layers stay
-opaque ops (:mod:`qlinear.layers.compiled`).
+activations run fused as in serving engines (vLLM compiles its models); the quantized layers' kernels
+stay opaque ops, and per-token activation quantization is fused into the op before each layer
+(:mod:`qlinear.layers.compiled`).
 """
 from __future__ import annotations
 

@@ -1,16 +1,28 @@
-"""QuantizedLinear under torch.compile: the kernel call is one opaque op, so a compiled layer equals
-the eager one bitwise, a model compiles without graph breaks, and identical decoder layers share one
-compile. (A compiled decoder differs from eager in its fused norms and activations, so whole-model
-outputs are compared within bf16 rounding.)"""
+"""QuantizedLinear under torch.compile: the kernel call is one opaque op, a model compiles without
+graph breaks, and identical decoder layers share one compile. A layer whose kernel quantizes x
+itself equals the eager one bitwise. Per-token activation quantization (per-channel FP8, INT8) runs
+outside the op, in PyTorch ops the compiler fuses into x's producer: there the compiler's own
+arithmetic may move a token's scale by a few units in the last place, so such a layer is checked
+against the float64 reference of the operands the compiler's quantization gives. A compiled decoder
+differs from eager in its fused norms and activations, so whole-model outputs are compared within
+that rounding."""
 import copy
 
 import pytest
 import torch
 
 from qlinear.e2e import attend_all_mask, compile_decoder_layers, remove_linears
+from qlinear.formats import dequantize
+from qlinear.formats import quantize as fmt_quantize
 from qlinear.layers import QuantizedLinear, quantize
 from qlinear.layers.compiled import linear as compiled_linear
 from qlinear.schemes import SCHEMES
+
+from .test_kernels import assert_close_to_reference
+
+ONLINE_SCHEMES = [name for name, scheme in SCHEMES.items() if not scheme.static_activation]
+PER_TOKEN = ("fp8_per_channel", "int8_per_channel")  # every kernel of theirs takes x quantized outside
+
 
 @pytest.fixture(autouse=True)
 def _fresh_dynamo():
@@ -21,11 +33,37 @@ def _fresh_dynamo():
 
 
 def _close(compiled, eager):
-    """Within the bf16 rounding that the fused norms and activations change (seen: ~1e-2 relative)."""
-    return float((compiled.float() - eager.float()).norm() / eager.float().norm()) < 3e-2
+    """Within what the fused norms and activations change by skipping bf16 roundings, which the FP8
+    quantization of a layer's input then amplifies (seen on the 3-layer model below: 2.6% relative
+    with the quantization inside the op, 3.8% with it fused into the norm)."""
+    return float((compiled.float() - eager.float()).norm() / eager.float().norm()) < 5e-2
 
 
-@pytest.mark.parametrize("scheme", ["fp8_per_channel", "nvfp4_a16"])
+def _quantized_tensors(x, spec):
+    q = fmt_quantize(x, spec)
+    return q.data, q.scale
+
+
+def assert_compiled_layer_matches(layer, compiled, x, what):
+    """Bitwise equal to eager where the op quantizes x; otherwise the compiled quantization's scales
+    within 4 units in the last place of eager mode's, and the output within 1e-3 (beyond bf16
+    rounding) of float64 dequantize-then-matmul of the operands that quantization gives."""
+    out, eager = compiled(x), layer(x)
+    if not layer._quantizes_outside:
+        assert torch.equal(out, eager), what
+        return
+    x2 = x.reshape(-1, layer.in_features)
+    spec = layer.scheme.activation
+    q, scale = torch.compile(_quantized_tensors, dynamic=False, fullgraph=True)(x2, spec)
+    eager_scale = fmt_quantize(x2, spec).scale
+    assert ((scale - eager_scale).abs() <= 4 * torch.finfo(torch.float32).eps * eager_scale).all(), what
+    ref = (q.double() * scale.double()) @ dequantize(layer.quantized_weight(), torch.float64).t()
+    if layer.bias is not None:
+        ref = ref + layer.bias.double()
+    assert_close_to_reference(out.reshape(ref.shape), ref, what)
+
+
+@pytest.mark.parametrize("scheme", ["fp8_per_channel", "int8_per_channel", "nvfp4_a16"])
 def test_compiled_decoder_matches_eager_and_layers_share_one_compile(scheme, tiny_llama):
     model = tiny_llama(layers=3)
     quantize(model, scheme, progress=False)
@@ -40,11 +78,8 @@ def test_compiled_decoder_matches_eager_and_layers_share_one_compile(scheme, tin
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-ONLINE_SCHEMES = [name for name, scheme in SCHEMES.items() if not scheme.static_activation]
-
-
 @pytest.mark.parametrize("scheme", ONLINE_SCHEMES)
-def test_compiled_layer_is_one_graph_around_the_op_and_equals_eager_bitwise(scheme):
+def test_compiled_layer_is_one_graph_around_the_op_and_matches_eager(scheme):
     torch.manual_seed(0)
     layer = QuantizedLinear.from_linear(torch.nn.Linear(96, 40, bias=True, dtype=torch.bfloat16), scheme)
     graphs = []
@@ -54,21 +89,39 @@ def test_compiled_layer_is_one_graph_around_the_op_and_equals_eager_bitwise(sche
         return gm
 
     x = torch.randn(3, 5, 96, dtype=torch.bfloat16)
-    out = torch.compile(layer, fullgraph=True)(x)  # inductor
-    assert out.shape == (3, 5, 40) and torch.equal(out, layer(x))
+    assert torch.compile(layer, fullgraph=True)(x).shape == (3, 5, 40)
+    assert_compiled_layer_matches(layer, torch.compile(layer, fullgraph=True), x, scheme)  # inductor
     torch.compile(layer, backend=inspect, fullgraph=True)(x)
-    targets = [n.target for n in graphs[0].graph.nodes if n.op == "call_function"]
-    assert torch.ops.qlinear.linear.default in targets
+    targets = {n.target for n in graphs[0].graph.nodes if n.op == "call_function"}
+    # (where this torch cannot run FP8 on the CPU, the emulation fallback quantizes inside the op)
+    outside = scheme in PER_TOKEN and layer.kernel.name != "emulation"
+    assert layer._quantizes_outside == outside
+    op = torch.ops.qlinear.linear_quantized.default if outside else torch.ops.qlinear.linear.default
+    assert op in targets and len({torch.ops.qlinear.linear.default, torch.ops.qlinear.linear_quantized.default} & targets) == 1
+    if outside:  # the quantization is traced: the compiler sees its amax
+        assert "amax" in {n.target for n in graphs[0].graph.nodes if n.op == "call_method"}
 
 
-def test_compiled_layer_with_a_symbolic_m_equals_eager_at_every_m():
+def test_fuse_act_quant_0_keeps_the_quantization_inside_the_op(monkeypatch):
+    monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", "0")
+    layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 32, dtype=torch.bfloat16), "fp8_per_channel")
+    graphs = []
+    torch.compile(layer, backend=lambda gm, _: graphs.append(gm) or gm, fullgraph=True)(torch.randn(4, 64, dtype=torch.bfloat16))
+    targets = {n.target for n in graphs[0].graph.nodes if n.op == "call_function"}
+    assert torch.ops.qlinear.linear.default in targets and torch.ops.qlinear.linear_quantized.default not in targets
+
+
+@pytest.mark.parametrize("scheme", ["fp8_per_block", "fp8_per_channel"])  # quantized in the op, and outside it
+def test_compiled_layer_with_a_symbolic_m_equals_eager_at_every_m(scheme):
     torch.manual_seed(0)
-    layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 48, dtype=torch.bfloat16), "fp8_per_block")
+    layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 48, dtype=torch.bfloat16), scheme)
     compiled = torch.compile(layer, dynamic=True, fullgraph=True)
-    for m in (2, 9, 70, 1100):  # one graph; at run time the op looks up the route of each M
-        x = torch.randn(m, 64, dtype=torch.bfloat16)
-        assert torch.equal(compiled(x), layer(x)), m
+    inputs = [torch.randn(m, 64, dtype=torch.bfloat16) for m in (2, 9, 70, 1100)]
+    for x in inputs:  # one graph; at run time the op looks up the route of each M
+        compiled(x)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    for x in inputs:
+        assert_compiled_layer_matches(layer, compiled, x, x.shape[0])
 
 
 def test_op_finds_the_layer_after_to_deepcopy_and_assigned_state_and_refuses_a_foreign_tensor():
@@ -123,14 +176,17 @@ def test_compiled_decoder_on_gpu_matches_eager_and_captures_in_a_cuda_graph(sche
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("scheme", ONLINE_SCHEMES)
-def test_compiled_layer_on_gpu_equals_eager_bitwise_on_every_route(scheme):
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_compiled_layer_on_gpu_matches_eager_on_every_route(scheme, fused, monkeypatch):
+    monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", fused)
     torch.manual_seed(0)
     linear = torch.nn.Linear(512, 384, bias=True, dtype=torch.bfloat16, device="cuda")
     layer = QuantizedLinear.from_linear(linear, scheme)
+    assert layer._quantizes_outside == (fused == "1" and scheme in PER_TOKEN)
     compiled = torch.compile(layer, dynamic=False, fullgraph=True)
     for m in (1, 16, 300):  # decode and prefill routes
         x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
-        assert torch.equal(compiled(x), layer(x)), m
+        assert_compiled_layer_matches(layer, compiled, x, f"{scheme} M={m}")
 
 
 @pytest.mark.gpu
@@ -141,9 +197,9 @@ def test_reduce_overhead_mode_replays_the_layers_in_inductors_cuda_graphs(scheme
     linear = torch.nn.Linear(512, 384, dtype=torch.bfloat16, device="cuda")
     layer = QuantizedLinear.from_linear(linear, scheme)
     compiled = torch.compile(layer, mode="reduce-overhead", dynamic=False, fullgraph=True)
+    plain = torch.compile(layer, dynamic=False, fullgraph=True)  # the same graph without CUDA graphs
     for m in (1, 16, 300):
+        x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
         for _ in range(3):  # warm-up, record, replay
-            x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")
-            out = compiled(x).clone()
-            assert torch.equal(out, layer(x)), m
+            assert torch.equal(compiled(x).clone(), plain(x)), m
     assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0  # inductor did not fall back to eager

@@ -8,6 +8,9 @@ A kernel class answers two questions before it is chosen, and does two jobs afte
 * ``prepare(layer)``: once, after the weights are loaded, repack them into the kernel's layout.
 * ``apply(layer, x, bias)``: ``y = x @ W.T + bias`` for ``x [M, K]``, returning ``[M, N]`` in x's dtype.
 
+Kernels that quantize x per token before their GEMM also offer ``apply_quantized`` (the GEMM on an
+already quantized x), so that a compiler can fuse the quantization into the op that produced x.
+
 State lives on the layer (its buffers move with ``.to()`` and appear in ``state_dict``); the
 kernel instance holds only what ``prepare`` derived from the config (padded sizes, etc.).
 """
@@ -113,6 +116,25 @@ class LinearKernel(ABC):
     @abstractmethod
     def apply(self, layer: QuantizedLinear, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``x [M, K]`` (bf16/fp16/fp32) -> ``[M, N]`` in ``x.dtype``."""
+
+    def takes_quantized_input(self) -> bool:
+        """True when ``apply`` starts by quantizing x per token to the scheme's activation spec, with
+        the numbers of :func:`qlinear.formats.quantize`, and :meth:`apply_quantized` runs the rest.
+
+        Under ``torch.compile`` a layer whose kernels all say so quantizes x in PyTorch ops instead,
+        which the compiler fuses into the op that produced x (:mod:`qlinear.layers.compiled`).
+        """
+        return False
+
+    def apply_quantized(self, layer: QuantizedLinear, q: torch.Tensor, scale: torch.Tensor,
+                        bias: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        """``[M, N]`` in ``out_dtype`` from x quantized per token: ``q [M, K]`` (the scheme's
+        activation element type, K contiguous) and ``scale [M, 1]`` fp32 dequant multipliers.
+
+        Raises:
+            NotImplementedError: the kernel does not :meth:`take quantized input <takes_quantized_input>`.
+        """
+        raise NotImplementedError(f"{self.name} quantizes its input itself; it has no apply_quantized")
 
 
 def require_cuda(platform: Platform, capability: int, what: str) -> Verdict:

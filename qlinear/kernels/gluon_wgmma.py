@@ -70,9 +70,12 @@ class _GluonWgmma(LinearKernel):
 
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         q, s = self.quantize(x.contiguous())  # lets the GEMM launch early (PDL); it waits for q and s
-        out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
-        return self.gemm(q, s, layer.weight, self.weight_scale, bias, out_dtype, b_descs=self.weight_descs,
-                         after_producer=True).to(x.dtype)
+        return self._gemm(layer, q, s, bias, x.dtype, after_producer=True)
+
+    def _gemm(self, layer, q, scale, bias, out_dtype, *, after_producer: bool) -> torch.Tensor:
+        gemm_dtype = out_dtype if out_dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+        return self.gemm(q, scale, layer.weight, self.weight_scale, bias, gemm_dtype, b_descs=self.weight_descs,
+                         after_producer=after_producer).to(out_dtype)
 
 
 class GluonFp8BlockKernel(_GluonWgmma):
@@ -127,6 +130,12 @@ class _GluonRowwise(_GluonWgmma):
         from .triton.act_quant import quantize_per_token
 
         return quantize_per_token(x, self.element, pdl_any_m=True)
+
+    def takes_quantized_input(self) -> bool:
+        return True
+
+    def apply_quantized(self, layer, q, scale, bias, out_dtype):
+        return self._gemm(layer, q, scale, bias, out_dtype, after_producer=False)
 
 
 class GluonInt8Kernel(_GluonRowwise):

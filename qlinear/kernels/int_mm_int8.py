@@ -56,16 +56,25 @@ class IntMMInt8Kernel(LinearKernel):
         if not self.config.scheme.activation.symmetric:
             self.weight_row_sums = self.weight_t.sum(dim=0, dtype=torch.int32).reshape(1, self.n_pad)
 
+    def takes_quantized_input(self) -> bool:
+        return self.config.scheme.activation.symmetric  # asymmetric ones carry a zero point too
+
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        m = x.shape[0]
         q = quantize(x, self.config.scheme.activation)
-        rows = max(m, MIN_CUDA_ROWS) if x.is_cuda else m
-        acc = torch._int_mm(pad_2d(q.data, rows, self.k_pad), self.weight_t)
+        return self._gemm(q.data, q.scale, q.zero_point, bias, x.dtype)
+
+    def apply_quantized(self, layer, q, scale, bias, out_dtype):
+        return self._gemm(q, scale, None, bias, out_dtype)
+
+    def _gemm(self, q, scale, zero_point, bias, out_dtype):
+        m = q.shape[0]
+        rows = max(m, MIN_CUDA_ROWS) if q.is_cuda else m
+        acc = torch._int_mm(pad_2d(q, rows, self.k_pad), self.weight_t)
         n = self.config.out_features
         acc = acc[:m, :n]
         if self.weight_row_sums is not None:
-            acc = acc - q.zero_point * self.weight_row_sums[:, :n]
-        y = acc.float() * q.scale * self.scale_w[:, :n]
+            acc = acc - zero_point * self.weight_row_sums[:, :n]
+        y = acc.float() * scale * self.scale_w[:, :n]
         if bias is not None:
             y = y + bias.float()
-        return y.to(x.dtype)
+        return y.to(out_dtype)

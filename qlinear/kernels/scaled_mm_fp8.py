@@ -64,22 +64,30 @@ class _ScaledMMFp8(LinearKernel):
         q = quantize(x, self.config.scheme.activation, scale=layer.input_scale)
         return q.data, q.scale
 
+    def takes_quantized_input(self) -> bool:
+        act = self.config.scheme.activation
+        return act.granularity == "token" and act.dynamic
+
     def apply(self, layer, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        m = x.shape[0]
         data, scale = self.quantize_activation(layer, x)
-        xq = pad_2d(data, m, self.k_pad)
+        return self.apply_quantized(layer, data, scale, bias, x.dtype)
+
+    def apply_quantized(self, layer, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                        out_dtype: torch.dtype) -> torch.Tensor:
+        m = q.shape[0]
+        xq = pad_2d(q, m, self.k_pad)
         if self.rowwise:
             scale_a = scale.expand(m, 1).contiguous()
-            out_dtype = self.rowwise_out_dtype
+            mm_dtype = self.rowwise_out_dtype
         else:
             scale_a = scale.reshape(())
-            out_dtype = x.dtype if x.dtype in _OUT_DTYPES else torch.bfloat16
+            mm_dtype = out_dtype if out_dtype in _OUT_DTYPES else torch.bfloat16
         y = torch._scaled_mm(
-            xq, self.weight_t, scale_a=scale_a, scale_b=self.scale_b, out_dtype=out_dtype
+            xq, self.weight_t, scale_a=scale_a, scale_b=self.scale_b, out_dtype=mm_dtype
         )[:, : self.config.out_features]
         if bias is not None:
             y = y + bias.to(y.dtype)
-        return y.to(x.dtype)
+        return y.to(out_dtype)
 
 
 class CublasFp8Kernel(_ScaledMMFp8):

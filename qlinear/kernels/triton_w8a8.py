@@ -95,17 +95,6 @@ class TritonFp8BlockKernel(_TritonW8A8):
                            config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap, after_producer=True)
 
 
-def _rowwise_apply(kernel: _TritonW8A8, layer, x, bias, dtype):
-    from .triton.act_quant import quantize_per_token
-    from .triton.scaled_gemm import scaled_gemm
-
-    cfg, swap = kernel.config_for(x.shape[0])
-    q, s = quantize_per_token(x.contiguous(), dtype)
-    b_mode = "tensor" if kernel.config.scheme.weight.granularity == "tensor" else "channel"
-    return scaled_gemm(q, layer.weight, s, layer.weight_scale, a_mode="token", b_mode=b_mode,
-                       config=cfg, out_dtype=x.dtype, bias=bias, swap_ab=swap, after_producer=True)
-
-
 class _TritonRowwise(_TritonW8A8):
     """Per-channel weight x dynamic per-token activation, both of ``element`` type; scales in the epilogue."""
 
@@ -124,8 +113,25 @@ class _TritonRowwise(_TritonW8A8):
         weights = "/".join(cls.weight_granularities)
         return spec_mismatch(config, f"{cls.element} per-{weights} weights with dynamic per-token {cls.element} activations", ok)
 
+    def takes_quantized_input(self) -> bool:
+        return True
+
     def apply(self, layer, x, bias):
-        return _rowwise_apply(self, layer, x, bias, self.torch_dtype)
+        from .triton.act_quant import quantize_per_token
+
+        q, s = quantize_per_token(x.contiguous(), self.torch_dtype)
+        return self._gemm(layer, q, s, bias, x.dtype, after_producer=True)
+
+    def apply_quantized(self, layer, q, scale, bias, out_dtype):
+        return self._gemm(layer, q, scale, bias, out_dtype, after_producer=False)
+
+    def _gemm(self, layer, q, scale, bias, out_dtype, *, after_producer):
+        from .triton.scaled_gemm import scaled_gemm
+
+        cfg, swap = self.config_for(q.shape[0])
+        b_mode = "tensor" if self.config.scheme.weight.granularity == "tensor" else "channel"
+        return scaled_gemm(q, layer.weight, scale, layer.weight_scale, a_mode="token", b_mode=b_mode,
+                           config=cfg, out_dtype=out_dtype, bias=bias, swap_ab=swap, after_producer=after_producer)
 
 
 class TritonFp8RowwiseKernel(_TritonRowwise):

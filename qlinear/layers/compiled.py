@@ -7,6 +7,20 @@ weight)``: the compiler sees a node of known output shape (``[M, N]`` in x's dty
 the op finds the layer through its weight and runs the same dispatch as eager mode, so compiled and
 eager outputs are bitwise equal.
 
+Where every kernel of the layer's dispatch table starts by quantizing x per token
+(:meth:`~qlinear.kernels.base.LinearKernel.takes_quantized_input`: per-channel FP8 and INT8 W8A8),
+the layer instead quantizes x in PyTorch ops (:func:`qlinear.formats.quantize`, the format's
+reference) and calls ``torch.ops.qlinear.linear_quantized(q, scale, weight, out_dtype)``: the
+compiler fuses the quantization into the op that produced x (the RMSNorm before q/k/v, the SiLU-and-
+multiply before down_proj) and computes it once for layers that share x. On the CPU the compiled
+quantization gives the reference's numbers exactly. Inductor's GPU code computes a token's scale
+with its own arithmetic (a division by a constant becomes a multiplication by the constant's
+reciprocal, and its division is approximate), so a scale can differ from the eager one in its last
+bits, and with it a few outputs (on an H200, 5% of the rows of a 4096x4096 layer at M = 4096 had
+an output that differed; ``bench/results/h200_fused_quant.txt``). Scale and elements stay consistent
+with each other, so the layer is as accurate; ``QLINEAR_FUSE_ACT_QUANT=0``, read when layers are
+built, keeps the quantization inside the op, bit for bit as in eager mode.
+
 The op takes the weight tensor, not the layer's name, because a compiled region guards on Python
 constants it reads: with a name per layer, each of a model's identical decoder layers would compile
 again (PyTorch's "regional compilation" compiles one layer's code and reuses it for all of them).
@@ -30,12 +44,12 @@ def bind(layer: QuantizedLinear) -> None:
     setattr(layer.weight, _LAYER_REF, weakref.ref(layer))
 
 
-def _layer_of(weight: torch.Tensor) -> QuantizedLinear:
+def _layer_of(weight: torch.Tensor, op: str) -> QuantizedLinear:
     ref = getattr(weight, _LAYER_REF, None)
     layer = ref() if ref is not None else None
     if layer is None or layer.weight is not weight:
         raise RuntimeError(
-            f"qlinear::linear got a weight tensor {tuple(weight.shape)} {weight.dtype} that belongs to no live "
+            f"{op} got a weight tensor {tuple(weight.shape)} {weight.dtype} that belongs to no live "
             "QuantizedLinear (its buffer was replaced outside nn.Module.to/_apply/load_state_dict, or the layer "
             "was deleted); rebuild the layer"
         )
@@ -52,9 +66,25 @@ def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     Raises:
         RuntimeError: ``weight`` is not the weight buffer of a live :class:`QuantizedLinear`.
     """
-    return _layer_of(weight).run_kernel(x)
+    return _layer_of(weight, "qlinear::linear").run_kernel(x)
 
 
 @linear.register_fake
 def _(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return x.new_empty((x.shape[0], weight.shape[0]))
+
+
+@torch.library.custom_op("qlinear::linear_quantized", mutates_args=())
+def linear_quantized(q: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
+    """``y [M, N]`` in ``out_dtype`` from x quantized per token to the layer's activation spec:
+    ``q [M, K]`` (e4m3 or int8) and ``scale [M, 1]`` fp32 dequant multipliers; bias included.
+
+    Raises:
+        RuntimeError: ``weight`` is not the weight buffer of a live :class:`QuantizedLinear`.
+    """
+    return _layer_of(weight, "qlinear::linear_quantized").run_quantized(q, scale, out_dtype)
+
+
+@linear_quantized.register_fake
+def _(q: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
+    return q.new_empty((q.shape[0], weight.shape[0]), dtype=out_dtype)

@@ -36,7 +36,8 @@ class QuantizedLinear(nn.Module):
     Accepts ``x [..., K]`` of any leading shape in bf16, fp16 or fp32; returns ``[..., N]`` in x's dtype.
 
     Under ``torch.compile`` the kernel call is one opaque op (:mod:`qlinear.layers.compiled`), so the
-    code around the layer is compiled and the layer runs exactly as in eager mode.
+    code around the layer is compiled and the layer runs as in eager mode; per-token activation
+    quantization, where the kernels allow, is left to the compiler to fuse into x's producer.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class QuantizedLinear(nn.Module):
             kernels[k.name].prepare(self)
         self._routes = [(r.max_m if r.max_m is not None else float("inf"), kernels[r.selection.kernel.name])
                         for r in dispatch.routes]
+        self._quantizes_outside = dispatch.quantizes_input_outside(self.config)  # under torch.compile
         compiled.bind(self)
 
     # The compiled path finds the layer through its weight buffer; rebind when that buffer is replaced.
@@ -141,12 +143,24 @@ class QuantizedLinear(nn.Module):
             )
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        y = compiled.linear(x2, self.weight) if torch.compiler.is_compiling() else self.run_kernel(x2)
+        if not torch.compiler.is_compiling():
+            y = self.run_kernel(x2)
+        elif self._quantizes_outside:  # the compiler fuses this into x's producer
+            q = quantize(x2, self.scheme.activation)
+            y = compiled.linear_quantized(q.data, q.scale, self.weight, x.dtype)
+        else:
+            y = compiled.linear(x2, self.weight)
         return y.reshape(*lead, self.out_features)
 
     def run_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """``x [M, K] -> [M, N]`` through the kernel of M's route, bias included."""
         return self.kernel_for(x.shape[0]).apply(self, x, self.bias)
+
+    def run_quantized(self, q: torch.Tensor, scale: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
+        """``[M, N]`` in ``out_dtype`` from x already quantized per token (``q [M, K]``, ``scale [M, 1]``
+        fp32), through the GEMM of M's route, bias included; for layers whose kernels all
+        :meth:`take quantized input <qlinear.kernels.base.LinearKernel.takes_quantized_input>`."""
+        return self.kernel_for(q.shape[0]).apply_quantized(self, q, scale, self.bias, out_dtype)
 
     def extra_repr(self) -> str:
         return (
