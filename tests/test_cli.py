@@ -68,3 +68,16 @@ def test_bench_graph_option_times_prefill_as_graph_replays_and_references_at_the
     for command in (["bench", "--graph"], ["tune", "--scheme", "int8_per_channel", "--graph"]):
         assert build_parser().parse_args(command).graph
     assert not build_parser().parse_args(["bench"]).graph
+
+
+def test_explain_says_who_quantizes_the_activations_under_torch_compile(tmp_path, capsys, monkeypatch, tiny_llama):
+    tiny_llama(layers=1).save_pretrained(tmp_path)
+    assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--model", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("under torch.compile x is quantized per token by the compiler") == text.count("\n- ") - 1  # not lm_head
+    assert main(["explain", "--scheme", "fp8_per_block", "--platform", "sm_90", "--model", str(tmp_path)]) == 0
+    assert "by the compiler" not in capsys.readouterr().out  # its decode GEMM may quantize inside
+    monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", "0")
+    assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--model", str(tmp_path), "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert {layer.get("compiled_activation_quantization") for layer in layers} == {"op", None}

@@ -64,18 +64,6 @@ def test_cli_explain_json_shows_every_rejection(capsys):
     assert q["compiled_activation_quantization"] == "op"  # the emulation fallback quantizes inside
 
 
-def test_cli_explain_says_who_quantizes_the_activations_under_torch_compile(capsys, monkeypatch):
-    assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90"]) == 0
-    text = capsys.readouterr().out
-    assert text.count("under torch.compile x is quantized per token by the compiler") == text.count("\n- ") - 1  # not lm_head
-    assert main(["explain", "--scheme", "fp8_per_block", "--platform", "sm_90"]) == 0
-    assert "by the compiler" not in capsys.readouterr().out  # its decode GEMM may quantize inside
-    monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", "0")
-    assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--json"]) == 0
-    layers = json.loads(capsys.readouterr().out)["layers"]
-    assert {layer.get("compiled_activation_quantization") for layer in layers} == {"op", None}
-
-
 def test_cli_generate_runs(capsys):
     assert main(["generate", "--scheme", "int8_per_channel", "--max-new-tokens", "8", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
