@@ -5,7 +5,7 @@ compiler must not trace; the code around the layers (norms, RoPE, activations) i
 fuse. So while compiling, :meth:`QuantizedLinear.forward` calls ``torch.ops.qlinear.linear(x,
 weight)``: the compiler sees a node of known output shape (``[M, N]`` in x's dtype), and at run time
 the op finds the layer through its weight and runs the same dispatch as eager mode, so compiled and
-eager outputs are bitwise equal.
+eager outputs are bitwise equal (for the layers below, when the quantization stays in the op).
 
 Where every kernel of the layer's dispatch table starts by quantizing x per token
 (:meth:`~qlinear.kernels.base.LinearKernel.takes_quantized_input`: per-channel FP8 and INT8 W8A8),
@@ -18,8 +18,10 @@ with its own arithmetic (a division by a constant becomes a multiplication by th
 reciprocal, and its division is approximate), so a scale can differ from the eager one in its last
 bits, and with it a few outputs (on an H200, 5% of the rows of a 4096x4096 layer at M = 4096 had
 an output that differed; ``bench/results/h200_fused_quant.txt``). Scale and elements stay consistent
-with each other, so the layer is as accurate; ``QLINEAR_FUSE_ACT_QUANT=0``, read when layers are
-built, keeps the quantization inside the op, bit for bit as in eager mode.
+with each other (the elements are x times the same scale's reciprocal, rounded), and the GPU tests
+hold the layer to the float64 reference of the operands the compiled quantization gives.
+``QLINEAR_FUSE_ACT_QUANT=0``, read when layers are built, keeps the quantization inside the op, bit
+for bit as in eager mode.
 
 The op takes the weight tensor, not the layer's name, because a compiled region guards on Python
 constants it reads: with a name per layer, each of a model's identical decoder layers would compile
