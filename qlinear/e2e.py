@@ -167,6 +167,8 @@ def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_
         if compile:
             torch._dynamo.reset()  # each model compiles afresh (all share one layer code, and its recompile limit)
             compile_decoder_layers(model)
+            if any(getattr(m, "compiler_quantizes_input", False) for m in model.modules()):
+                kernels += "; activation quantization fused by the compiler"
         decode = {b: decode_step_ms(model, b) for b in batches}
         results.append(E2EResult(scheme, decode, prefill_ms(model, prefill_tokens), kernels))
         print(f"{scheme:18} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())

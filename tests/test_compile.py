@@ -49,7 +49,7 @@ def assert_compiled_layer_matches(layer, compiled, x, what):
     within 4 units in the last place of eager mode's, and the output within 1e-3 (beyond bf16
     rounding) of float64 dequantize-then-matmul of the operands that quantization gives."""
     out, eager = compiled(x), layer(x)
-    if not layer._quantizes_outside:
+    if not layer.compiler_quantizes_input:
         assert torch.equal(out, eager), what
         return
     x2 = x.reshape(-1, layer.in_features)
@@ -95,7 +95,7 @@ def test_compiled_layer_is_one_graph_around_the_op_and_matches_eager(scheme):
     targets = {n.target for n in graphs[0].graph.nodes if n.op == "call_function"}
     # (where this torch cannot run FP8 on the CPU, the emulation fallback quantizes inside the op)
     outside = scheme in PER_TOKEN and layer.kernel.name != "emulation"
-    assert layer._quantizes_outside == outside
+    assert layer.compiler_quantizes_input == outside
     op = torch.ops.qlinear.linear_quantized.default if outside else torch.ops.qlinear.linear.default
     assert op in targets and len({torch.ops.qlinear.linear.default, torch.ops.qlinear.linear_quantized.default} & targets) == 1
     if outside:  # the quantization is traced: the compiler sees its amax
@@ -182,7 +182,7 @@ def test_compiled_layer_on_gpu_matches_eager_on_every_route(scheme, fused, monke
     torch.manual_seed(0)
     linear = torch.nn.Linear(512, 384, bias=True, dtype=torch.bfloat16, device="cuda")
     layer = QuantizedLinear.from_linear(linear, scheme)
-    assert layer._quantizes_outside == (fused == "1" and scheme in PER_TOKEN)
+    assert layer.compiler_quantizes_input == (fused == "1" and scheme in PER_TOKEN)
     compiled = torch.compile(layer, dynamic=False, fullgraph=True)
     for m in (1, 16, 300):  # decode and prefill routes
         x = torch.randn(m, 512, dtype=torch.bfloat16, device="cuda")

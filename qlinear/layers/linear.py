@@ -38,6 +38,10 @@ class QuantizedLinear(nn.Module):
     Under ``torch.compile`` the kernel call is one opaque op (:mod:`qlinear.layers.compiled`), so the
     code around the layer is compiled and the layer runs as in eager mode; per-token activation
     quantization, where the kernels allow, is left to the compiler to fuse into x's producer.
+
+    Attributes:
+        compiler_quantizes_input: True when, under ``torch.compile``, x is quantized by the compiler
+            (:meth:`~qlinear.kernels.dispatch.Dispatch.quantizes_input_outside`).
     """
 
     def __init__(
@@ -70,7 +74,7 @@ class QuantizedLinear(nn.Module):
             kernels[k.name].prepare(self)
         self._routes = [(r.max_m if r.max_m is not None else float("inf"), kernels[r.selection.kernel.name])
                         for r in dispatch.routes]
-        self._quantizes_outside = dispatch.quantizes_input_outside(self.config)  # under torch.compile
+        self.compiler_quantizes_input = dispatch.quantizes_input_outside(self.config)
         compiled.bind(self)
 
     # The compiled path finds the layer through its weight buffer; rebind when that buffer is replaced.
@@ -145,7 +149,7 @@ class QuantizedLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if not torch.compiler.is_compiling():
             y = self.run_kernel(x2)
-        elif self._quantizes_outside:  # the compiler fuses this into x's producer
+        elif self.compiler_quantizes_input:  # the compiler fuses this into x's producer
             q = quantize(x2, self.scheme.activation)
             y = compiled.linear_quantized(q.data, q.scale, self.weight, x.dtype)
         else:
