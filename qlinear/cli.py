@@ -399,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--e2e", action="store_true", help="Llama-3.1-8B-shaped decoder: decode step and 4096-token prefill")
     b.add_argument("--layers", type=int, default=None, help="decoder layers for --e2e (default 32)")
     b.add_argument("--compile", action="store_true",
-                   help="--e2e with every decoder layer torch.compile'd (bf16 too); quantized layers stay opaque ops")
+                   help="--e2e with every decoder layer torch.compile'd (bf16 too); quantized kernels stay opaque ops, per-token "
+                        "activation quantization is fused by the compiler (QLINEAR_FUSE_ACT_QUANT=0: in the op)")
     b.add_argument("--graph", action="store_true", help=GRAPH_HELP)
     b.set_defaults(func=cmd_bench)
 
