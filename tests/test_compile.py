@@ -102,6 +102,17 @@ def test_compiled_layer_is_one_graph_around_the_op_and_matches_eager(scheme):
         assert "amax" in {n.target for n in graphs[0].graph.nodes if n.op == "call_method"}
 
 
+@pytest.mark.parametrize("scheme", PER_TOKEN)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_compiler_quantized_input_of_every_float_dtype_matches_eager(scheme, dtype):
+    torch.manual_seed(0)
+    layer = QuantizedLinear.from_linear(torch.nn.Linear(96, 40, bias=True, dtype=torch.bfloat16), scheme)
+    x = torch.randn(7, 96, dtype=dtype)
+    out = torch.compile(layer, fullgraph=True)(x)
+    assert out.dtype == dtype
+    assert_compiled_layer_matches(layer, torch.compile(layer, fullgraph=True), x, f"{scheme} {dtype}")
+
+
 def test_fuse_act_quant_0_keeps_the_quantization_inside_the_op(monkeypatch):
     monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", "0")
     layer = QuantizedLinear.from_linear(torch.nn.Linear(64, 32, dtype=torch.bfloat16), "fp8_per_channel")
