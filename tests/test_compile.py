@@ -89,8 +89,9 @@ def test_compiled_layer_is_one_graph_around_the_op_and_matches_eager(scheme):
         return gm
 
     x = torch.randn(3, 5, 96, dtype=torch.bfloat16)
-    assert torch.compile(layer, fullgraph=True)(x).shape == (3, 5, 40)
-    assert_compiled_layer_matches(layer, torch.compile(layer, fullgraph=True), x, scheme)  # inductor
+    compiled = torch.compile(layer, fullgraph=True)  # inductor
+    assert compiled(x).shape == (3, 5, 40)
+    assert_compiled_layer_matches(layer, compiled, x, scheme)
     torch.compile(layer, backend=inspect, fullgraph=True)(x)
     targets = {n.target for n in graphs[0].graph.nodes if n.op == "call_function"}
     # (where this torch cannot run FP8 on the CPU, the emulation fallback quantizes inside the op)
@@ -108,9 +109,9 @@ def test_compiler_quantized_input_of_every_float_dtype_matches_eager(scheme, dty
     torch.manual_seed(0)
     layer = QuantizedLinear.from_linear(torch.nn.Linear(96, 40, bias=True, dtype=torch.bfloat16), scheme)
     x = torch.randn(7, 96, dtype=dtype)
-    out = torch.compile(layer, fullgraph=True)(x)
-    assert out.dtype == dtype
-    assert_compiled_layer_matches(layer, torch.compile(layer, fullgraph=True), x, f"{scheme} {dtype}")
+    compiled = torch.compile(layer, fullgraph=True)
+    assert compiled(x).dtype == dtype
+    assert_compiled_layer_matches(layer, compiled, x, f"{scheme} {dtype}")
 
 
 def test_fuse_act_quant_0_keeps_the_quantization_inside_the_op(monkeypatch):
