@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..platform import Platform
 from .base import LayerConfig, LinearKernel, m_range_label
-from .modes import batch_invariant_mode, fuse_activation_quantization, fused_quantization_max_k
+from .modes import batch_invariant_mode, fuse_activation_quantization
 from .registry import Selection, select_kernel
 
 DECODE_MAX_M = 64  # decode buckets end here; prefill-only kernels (large tiles, dequantized weight) start above
@@ -65,10 +65,7 @@ class Dispatch:
         """Whether, under ``torch.compile``, x is quantized in PyTorch ops outside the layer's op (for
         the compiler to fuse): every kernel of the table takes x quantized per token
         (:meth:`LinearKernel.takes_quantized_input`) and ``QLINEAR_FUSE_ACT_QUANT`` is not ``0``."""
-        max_k = fused_quantization_max_k()
-        if not fuse_activation_quantization() or (max_k is not None and config.in_features > max_k):
-            return False
-        return all(k(config).takes_quantized_input() for k in self.kernels())
+        return fuse_activation_quantization() and all(k(config).takes_quantized_input() for k in self.kernels())
 
     def to_dict(self) -> dict:
         return {"dispatch": [{"m": r.label, **r.selection.to_dict()} for r in self.routes]}

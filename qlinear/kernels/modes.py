@@ -13,10 +13,3 @@ def fuse_activation_quantization() -> bool:
     into the op that produced x (the default); ``QLINEAR_FUSE_ACT_QUANT=0`` keeps it inside the layer's
     opaque op, where qlinear's kernel computes eager mode's numbers bit for bit. Read when layers are built."""
     return os.environ.get("QLINEAR_FUSE_ACT_QUANT", "1") != "0"
-
-
-def fused_quantization_max_k() -> int | None:
-    """``QLINEAR_FUSE_ACT_QUANT_MAX_K=K``: leave the quantization to the compiler only for layers with
-    at most K input features (an experiment switch; unset: every layer). Read when layers are built."""
-    value = os.environ.get("QLINEAR_FUSE_ACT_QUANT_MAX_K", "")
-    return int(value) if value else None
