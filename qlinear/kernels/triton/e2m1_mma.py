@@ -49,8 +49,6 @@ import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import mma_v2
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
-from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from ..padding import round_up
 from .configs import SM_COUNT_HOPPER
@@ -156,11 +154,10 @@ def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl
 
 
 @gluon.jit
-def _e2m1_mma_kernel(w_ptr, w_desc, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr,
+def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr,
                      N, M, K, stride_w, stride_s, stride_x, stride_c, scale_bias,
                      MX: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, WARPS: gl.constexpr,
-                     CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr, EVEN_K: gl.constexpr,
-                     RING: gl.constexpr):
+                     CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr, EVEN_K: gl.constexpr):
     R: gl.constexpr = 16 * WARPS  # weight rows per program
     BK: gl.constexpr = CHUNK * CH  # codes per row per step
     T: gl.constexpr = 8 * NT  # token columns
@@ -195,55 +192,19 @@ def _e2m1_mma_kernel(w_ptr, w_desc, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_
 
     xs = gl.allocate_shared_memory(gl.bfloat16, [KS // BK, T, BK],
                                    gl.SwizzledSharedLayout(vec=8, per_phase=1, max_phase=8, order=[1, 0]))
+    _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
+    words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
+
     acc = gl.zeros([R, T], gl.float32, mma)
-    if RING > 0:
-        # EXPERIMENT: the weight tiles [R rows, BK / 2 bytes] stream into a ring of RING stages by TMA,
-        # in natural row order (tensor row r is weight row r of the program; the epilogue maps the
-        # MMA's rows back), started before the activation is staged
-        w_smem = gl.allocate_shared_memory(gl.uint8, [RING, R, BK // 2], w_desc.layout)
-        ready = gl.allocate_shared_memory(gl.int64, [RING, 1], mbarrier.MBarrierLayout())
-        for slot in gl.static_range(RING):
-            mbarrier.init(ready.index(slot), count=1)
-        for slot in gl.static_range(RING - 1):
-            if slot < steps:
-                mbarrier.expect(ready.index(slot), R * BK // 2)
-                tma.async_copy_global_to_shared(w_desc, [pid_n * R, (k_first + slot * BK) // 2], ready.index(slot),
-                                                w_smem.index(slot))
-        _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-        # the scales of tensor row r are weight row r's here
-        s_lanes = s_lanes + (((pid_n * R + r) % N) - rows)[:, None, None] * (stride_s if MX else stride_s // 2)
-        raw = _load_scales(s_lanes, quad, kw_end, 0, BK, EVEN_K)
-        LW2: gl.constexpr = gl.BlockedLayout([1, 4], [8, 4], [WARPS, 1], [1, 0])
-        words_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=64 * CH, element_bitwidth=32, rank=2)
-        for step in range(steps):
-            gl.thread_barrier()  # every thread has read the slot refilled next (read at step - 1)
-            ahead = step + RING - 1
-            if ahead < steps:
-                mbarrier.expect(ready.index(ahead % RING), R * BK // 2)
-                tma.async_copy_global_to_shared(w_desc, [pid_n * R, (k_first + ahead * BK) // 2],
-                                                ready.index(ahead % RING), w_smem.index(ahead % RING))
-            raw_next = _load_scales(s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK, EVEN_K)
-            mbarrier.wait(ready.index(step % RING), (step // RING) & 1)
-            words = w_smem.index(step % RING)._reinterpret(gl.int32, [R, BK // 8], words_layout).load(LW2)
-            words = gl.convert_layout(gl.reshape(words, [R, CH, 4, 4]), LW, assert_trivial=True)
-            a = _decode(words, raw, scale_bias, R, CH, WARPS, MX, dot_a)
-            acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
-            raw = raw_next
-        m = gl.arange(0, R, layout=gl.SliceLayout(1, mma))
-        # MMA row m = 16w + 8rep + g holds tensor row rep * 8W + 8w + g
-        rr = pid_n * R + ((m // 8) % 2) * (8 * WARPS) + (m // 16) * 8 + m % 8
-    else:
-        _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-        words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
-        for step in range(steps):
-            # the next step's loads are issued before this step's decode (the last step re-reads its own)
-            words_next, raw_next = _load_step(w_lanes, s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK,
-                                              EVEN_K)
-            a = _decode(words, raw, scale_bias, R, CH, WARPS, MX, dot_a)
-            acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
-            words = words_next
-            raw = raw_next
-        rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
+    for step in range(steps):
+        # the next step's loads are issued before this step's decode (the last step re-reads its own)
+        words_next, raw_next = _load_step(w_lanes, s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK, EVEN_K)
+        a = _decode(words, raw, scale_bias, R, CH, WARPS, MX, dot_a)
+        acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
+        words = words_next
+        raw = raw_next
+
+    rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
     tt = gl.arange(0, T, layout=gl.SliceLayout(0, mma))
     if SPLIT_K > 1:
         slab = gl.num_programs(0) * R * T
@@ -276,16 +237,6 @@ def _load_step(w_lanes, s_lanes, quad, kw_end, step, BK: gl.constexpr, EVEN_K: g
 
 
 @gluon.jit
-def _load_scales(s_lanes, quad, kw_end, step, BK: gl.constexpr, EVEN_K: gl.constexpr):
-    """Step ``step``'s scale bytes ``[R, CH, 4]``, zeros past K."""
-    if EVEN_K:
-        raw = gl.load(s_lanes + step * (BK // 32))
-    else:
-        raw = gl.load(s_lanes + step * (BK // 32), mask=quad + step * (BK // 8) < kw_end, other=0)
-    return raw
-
-
-@gluon.jit
 def _epilogue(acc, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS: gl.constexpr):
     out = acc * gl.load(post_ptr)
     if HAS_BIAS:
@@ -301,10 +252,9 @@ class E2m1MmaConfig:
     warps: int = 4
     chunks: int = 2
     split_k: int = 1
-    ring: int = 0  # EXPERIMENT: TMA ring depth for the weight (0: loads one step ahead in registers)
 
     def key(self) -> str:
-        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}" + (f"r{self.ring}" if self.ring else "")
+        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}"
 
 
 def slice_extent(k: int, config: E2m1MmaConfig) -> int:
@@ -368,16 +318,11 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
         ws = counters = post_scale
     if scales.dtype == torch.float8_e4m3fn:
         scales = scales.view(torch.uint8)
-    w_desc = None
-    if config.ring:
-        box = [16 * config.warps, 64 * config.chunks]
-        w_desc = TensorDescriptor.from_tensor(w, box, gl.NVMMASharedLayout(swizzle_byte_width=box[1], element_bitwidth=8,
-                                                                           rank=2))
     _e2m1_mma_kernel[grid](
-        w.view(torch.int32), w_desc, scales, x, c, post_scale, bias if bias is not None else post_scale, ws, counters,
+        w.view(torch.int32), scales, x, c, post_scale, bias if bias is not None else post_scale, ws, counters,
         n, m, k, w.stride(0) // 4, scales.stride(0), x.stride(0), c.stride(0), scale_bias,
         MX=mx, HAS_BIAS=bias is not None, SPLIT_K=split, WARPS=config.warps, CH=config.chunks, NT=tiles,
-        KS=ks, EVEN_K=k % ks == 0, RING=config.ring, num_warps=config.warps,
+        KS=ks, EVEN_K=k % ks == 0, num_warps=config.warps,
     )
     return c
 
