@@ -116,9 +116,8 @@ def weight_only_layout(layer) -> WeightOnlyLayout:
         shift = _e8m0_shift(layer.weight_scale, nonzero, "e2m1", top=1, layer_name=layer.layer_name)
         return WeightOnlyLayout(MXFP4, w.group_size, E2M1_BIT_EXPONENT - shift,
                                 torch.tensor([2.0**shift], device=device))
-    # e4m3 up to 448 < 2**9: in-loop products q * 2**(s - 127 - c) stay below 2**(9 + 7); top = 7 also
-    # keeps the Gluon decode's bf16 factor 2**(s - 127 - c + 120) (.triton.e4m3_mma) finite.
-    shift = _e8m0_shift(layer.weight_scale, nonzero, "e4m3", top=7, layer_name=layer.layer_name)
+    # e4m3 up to 448 < 2**9: in-loop products q * 2**(s - 127 - c) stay below 2**(9 + 8).
+    shift = _e8m0_shift(layer.weight_scale, nonzero, "e4m3", top=8, layer_name=layer.layer_name)
     return WeightOnlyLayout(MXFP8, w.group_size, -shift, torch.tensor([2.0**shift], device=device))
 
 

@@ -204,17 +204,6 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
         words = words_next
         raw = raw_next
 
-    _finish(acc, c_ptr, post_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr, N, M, stride_c, pid_n, pid_k,
-            R, T, mma, SPLIT_K, False, HAS_BIAS)
-
-
-@gluon.jit
-def _finish(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, N, M, stride_c, pid_n, pid_k,
-            R: gl.constexpr, T: gl.constexpr, mma: gl.constexpr, SPLIT_K: gl.constexpr,
-            HAS_CHANNEL: gl.constexpr, HAS_BIAS: gl.constexpr):
-    """Store program ``(pid_n, pid_k)``'s fp32 tile ``acc [R, T]`` (weight rows x tokens): at once
-    without split-K, else as a partial that the slice arriving last sums in slice order (so the sum
-    does not depend on arrival order) before the epilogue (:mod:`.split_k`'s protocol)."""
     rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
     tt = gl.arange(0, T, layout=gl.SliceLayout(0, mma))
     if SPLIT_K > 1:
@@ -225,12 +214,12 @@ def _finish(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, ws_ptr, cnt_ptr, N, M, str
         arrived = gl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT_K - 1:
             total = gl.zeros([R, T], gl.float32, mma)
-            for s in range(SPLIT_K):
+            for s in range(SPLIT_K):  # slice order: the sum does not depend on arrival order
                 total += gl.load(ws_ptr + s * slab + offs, cache_modifier=".cg")
             gl.atomic_xchg(cnt_ptr + pid_n, 0, sem="relaxed", scope="gpu")
-            _epilogue(total, c_ptr, post_ptr, chan_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_CHANNEL, HAS_BIAS)
+            _epilogue(total, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS)
     else:
-        _epilogue(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_CHANNEL, HAS_BIAS)
+        _epilogue(acc, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS)
 
 
 @gluon.jit
@@ -248,11 +237,8 @@ def _load_step(w_lanes, s_lanes, quad, kw_end, step, BK: gl.constexpr, EVEN_K: g
 
 
 @gluon.jit
-def _epilogue(acc, c_ptr, post_ptr, chan_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_CHANNEL: gl.constexpr,
-              HAS_BIAS: gl.constexpr):
+def _epilogue(acc, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS: gl.constexpr):
     out = acc * gl.load(post_ptr)
-    if HAS_CHANNEL:
-        out = out * gl.load(chan_ptr + rr, mask=rr < N, other=0.0)[:, None]
     if HAS_BIAS:
         out += gl.load(bias_ptr + rr, mask=rr < N, other=0.0)[:, None].to(gl.float32)
     gl.store(c_ptr + tt[None, :] * stride_c + rr[:, None], out.to(c_ptr.dtype.element_ty),
