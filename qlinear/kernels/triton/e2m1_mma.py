@@ -207,19 +207,15 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
     rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
     tt = gl.arange(0, T, layout=gl.SliceLayout(0, mma))
     if SPLIT_K > 1:
-        # Partials token-major and only for the M real tokens: at one token the 7 padding columns
-        # of the MMA tile would otherwise be 7/8 of the partials' memory traffic.
-        rows_all = gl.num_programs(0) * R
-        slab = rows_all * T
-        offs = tt[None, :] * rows_all + rr[:, None]
-        real = (tt[None, :] < M) & (rr[:, None] >= 0)  # [R, T]: the token mask, broadcast over rows
-        gl.store(ws_ptr + pid_k * slab + offs, acc, mask=real)
+        slab = gl.num_programs(0) * R * T
+        offs = pid_n * R * T + gl.arange(0, R, layout=gl.SliceLayout(1, mma))[:, None] * T + tt[None, :]
+        gl.store(ws_ptr + pid_k * slab + offs, acc)
         gl.thread_barrier()  # every thread's partial is written before the counter says so
         arrived = gl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT_K - 1:
             total = gl.zeros([R, T], gl.float32, mma)
             for s in range(SPLIT_K):  # slice order: the sum does not depend on arrival order
-                total += gl.load(ws_ptr + s * slab + offs, mask=real, other=0.0, cache_modifier=".cg")
+                total += gl.load(ws_ptr + s * slab + offs, cache_modifier=".cg")
             gl.atomic_xchg(cnt_ptr + pid_n, 0, sem="relaxed", scope="gpu")
             _epilogue(total, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS)
     else:
