@@ -183,11 +183,16 @@ def test_configs_fit_and_split_k_follows_the_sweeps():
             assert cfg.chunks == (2 if m <= 16 and k % 256 == 0 else 1)
     # the H200 sweep's best: ~1024 staged codes at 8 token columns, 512 at 16 ...
     assert pick_e2m1_mma_config(28672, 4096, 1) == E2m1MmaConfig(4, 2, 4)
-    assert pick_e2m1_mma_config(28672, 4096, 16) == E2m1MmaConfig(4, 2, 8)
+    assert pick_e2m1_mma_config(28672, 4096, 16) == E2m1MmaConfig(4, 2, 8, m_tiles=2)
     assert pick_e2m1_mma_config(4096, 14336, 8) == E2m1MmaConfig(4, 2, 14)
     # ... unless the grid would have fewer than 4 programs per SM, or the last slice sum more than 32 KB
     assert pick_e2m1_mma_config(4096, 4096, 1) == E2m1MmaConfig(4, 2, 8)
-    assert pick_e2m1_mma_config(4096, 14336, 16) == E2m1MmaConfig(4, 2, 8)
+    # 9..16 tokens: two MMA row tiles per warp where 2 programs per SM remain, the capped split doubled
+    assert pick_e2m1_mma_config(4096, 14336, 16) == E2m1MmaConfig(4, 2, 16, m_tiles=2)
+    assert pick_e2m1_mma_config(14336, 4096, 16) == E2m1MmaConfig(4, 2, 8, m_tiles=2)
+    assert pick_e2m1_mma_config(4096, 4096, 16) == E2m1MmaConfig(4, 2, 8)  # 256 programs: one tile
+    assert all(pick_e2m1_mma_config(n, k, m).m_tiles == 1 for n, k in [(4096, 4096), (28672, 4096)]
+               for m in (1, 8, 33, 64))
     # one config per MMA column tile: the layer picks with 8 * tiles tokens
     assert all(pick_e2m1_mma_config(14336, 4096, m) == pick_e2m1_mma_config(14336, 4096, 8) for m in range(1, 9))
     assert [token_tiles(m) for m in (1, 8, 9, 16, 17, 33, 64)] == [1, 1, 2, 2, 4, 8, 8]

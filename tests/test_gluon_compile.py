@@ -163,12 +163,13 @@ def test_block_and_mx_gemms_build_within_hopper_limits(monkeypatch, tmp_path, on
 
 
 @pytest.mark.parametrize("mx", [False, True], ids=["nvfp4", "mxfp4"])
-def test_e2m1_decode_gemm_builds_without_spills(monkeypatch, tmp_path, mx):
+@pytest.mark.parametrize("m,m_tiles", [(1, 1), (16, 2)])
+def test_e2m1_decode_gemm_builds_without_spills(monkeypatch, tmp_path, mx, m, m_tiles):
     n, k = 256, 1024
-    x = torch.zeros(1, k, dtype=torch.bfloat16)
+    x = torch.zeros(m, k, dtype=torch.bfloat16)
     w = torch.zeros(n, k // 2, dtype=torch.uint8)
     scales = torch.zeros(n, k // (32 if mx else 16), dtype=torch.uint8)
-    config = e2m1.E2m1MmaConfig(4, 2, 1)
+    config = e2m1.E2m1MmaConfig(4, 2, 1, m_tiles=m_tiles)  # m_tiles=2 at 16 tokens: the picker's
     launch = _launched(monkeypatch, e2m1, "_e2m1_mma_kernel", lambda: e2m1.e2m1_mma(
         x, w, scales, torch.ones(1), mx=mx, config=config))
     compiled = _compile(E2M1_KERNEL, *launch)

@@ -368,13 +368,36 @@ def test_e2m1_mma_every_code_extreme_scales_and_configs_exactly(fmt):
     expect = dequantize(qw, torch.float64)
     eye = torch.eye(k, dtype=torch.bfloat16, device="cuda")
     configs = (E2m1MmaConfig(4, 1, 2), E2m1MmaConfig(4, 2, 2), E2m1MmaConfig(8, 2, 4), E2m1MmaConfig(4, 1, 3),
-               E2m1MmaConfig(8, 1, 8), E2m1MmaConfig(4, 2, 1))
-    for cfg, tokens in zip(configs, (64, 64, 64, 64, 16, 1)):  # 8, 8, 8, 8, 2 and 1 column tiles
+               E2m1MmaConfig(8, 1, 8), E2m1MmaConfig(4, 2, 1), E2m1MmaConfig(4, 1, 4, m_tiles=2),
+               E2m1MmaConfig(2, 2, 2, m_tiles=2))
+    for cfg, tokens in zip(configs, (64, 64, 64, 64, 16, 1, 1, 16)):  # 8, 8, 8, 8, 2, 1, 1 and 2 column tiles
         for j0 in range(0, k, tokens):
             y = e2m1_mma(eye[j0:j0 + tokens].float(), layer.weight, layer.weight_scale, lay.post_scale,
                          mx=fmt == "mxfp4_a16", config=cfg, scale_bias=lay.scale_bias)
             torch.testing.assert_close(y.double().cpu(), expect[:, j0:j0 + tokens].t(), rtol=2**-22, atol=0,
                                        msg=f"{cfg.key()} columns {j0}..{j0 + tokens - 1}")
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4_a16", "mxfp4_a16"])
+@pytest.mark.parametrize("n,k", [(100, 224), (1000, 14336), (576, 1536)])
+@pytest.mark.parametrize("m", [1, 7, 16])
+def test_e2m1_mma_two_row_tiles_per_warp_equal_one(fmt, n, k, m):
+    # m_tiles=2 only regroups rows among warps: each output's K sum keeps its order, so ragged N (rows
+    # re-read past N), a masked last step and split-K give the one-tile kernel's outputs bitwise
+    from qlinear.kernels.triton.e2m1_mma import E2m1MmaConfig, e2m1_mma
+
+    g = torch.Generator(device="cuda").manual_seed(n + k + m)
+    qw = quantize(torch.randn(n, k, device="cuda", generator=g), SCHEMES[fmt].weight)
+    layer = QuantizedLinear(qw, None, SCHEMES[fmt], Dispatch.single(GluonW4A16Kernel), "tiles")
+    lay = layer.kernel.layout
+    x = torch.randn(m, k, device="cuda", generator=g, dtype=torch.bfloat16)
+    for chunks, split in ((1, 3 if k < 8192 else 8), (2, 1 if k < 8192 else 8)):  # staged slices fit 64 KB
+        if chunks == 2 and k % 256:  # K = 224: one-chunk steps only, the last one masked
+            continue
+        one, two = (e2m1_mma(x, layer.weight, layer.weight_scale, lay.post_scale, mx=fmt == "mxfp4_a16",
+                             config=E2m1MmaConfig(4, chunks, split, m_tiles=t), scale_bias=lay.scale_bias)
+                    for t in (1, 2))
+        assert torch.equal(one, two), f"{fmt} {n}x{k} M={m} chunks {chunks} split {split}"
 
 
 @pytest.mark.parametrize("m", [1, 16])

@@ -26,7 +26,9 @@ Measured on an H200 (``bench/results/h200_issue4.md``, NVFP4 and MXFP4 on the is
 shapes): 1.03-1.26x the CUDA-core GEMV of :mod:`.gemv` at one token, 1.7-2.3x the Triton MMA
 kernel at 4 tokens and 1.1-1.6x at 16 (1.3-2.2x bf16 ``torch.mm`` at 1..16 tokens); slower than
 the Triton kernel at 64 tokens (measured before the 16-byte staging). The profile at one token:
-issue slots ~56% busy, the integer pipe ~53%, most stalls waiting for the weight loads.
+issue slots ~56% busy, the integer pipe ~53%, most stalls waiting for the weight loads. At 9..16
+tokens a warp may take two MMA row tiles (``m_tiles``), reading each staged activation fragment
+once for 32 weight rows: up to 1.25x faster there (``bench/results/h200_issue4_e2m1_mtiles.txt``).
 
 K permutation within a 128-code chunk: logical ``k = 32i + 16u + 8b + 2t + v`` (MMA order:
 ``t`` the lane in its quad, ``v`` the half of a register, ``b`` the MMA's ``k+8`` register, ``u``
@@ -132,8 +134,8 @@ def _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK: gl.constexpr, 
 
 
 @gluon.jit
-def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl.constexpr, MX: gl.constexpr,
-            layout: gl.constexpr):
+def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl.constexpr, MT: gl.constexpr,
+            MX: gl.constexpr, layout: gl.constexpr):
     """Words ``[R, CH, 4, 4]`` and their scales ``[R, CH, 4]`` -> the MMA's A operand ``[R, CH * 128]`` bf16."""
     if MX:
         raw = gl.maximum(raw.to(gl.int32) + scale_bias, 0)  # 0 only for all-zero groups
@@ -148,8 +150,8 @@ def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl
             dtype=(gl.bfloat16, gl.bfloat16, gl.bfloat16, gl.bfloat16), is_pure=True, pack=8)
     # o_p[row, c, t, i, v] holds code 4v + p of word i; p = 2u + b
     a = gl.join(gl.join(o0, o1), gl.join(o2, o3))  # [R, CH, t, i, v, b, u]
-    a = gl.reshape(a, [2, WARPS, 8, CH, 4, 4, 2, 2, 2])  # rows: tensor row = rep * 8W + 8w + g
-    a = gl.permute(a, [1, 0, 2, 3, 5, 8, 7, 4, 6])  # [w, rep, g, c, i, u, b, t, v]
+    a = gl.reshape(a, [MT, 2, WARPS, 8, CH, 4, 4, 2, 2, 2])  # rows: tensor row = (2 tile + h) * 8W + 8w + g
+    a = gl.permute(a, [0, 2, 1, 3, 4, 6, 9, 8, 5, 7])  # [tile, w, h, g, c, i, u, b, t, v]
     return gl.convert_layout(gl.reshape(a, [R, CH * 128]), layout, assert_trivial=True)
 
 
@@ -157,12 +159,14 @@ def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl
 def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt_ptr,
                      N, M, K, stride_w, stride_s, stride_x, stride_c, scale_bias,
                      MX: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, WARPS: gl.constexpr,
-                     CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr, EVEN_K: gl.constexpr):
-    R: gl.constexpr = 16 * WARPS  # weight rows per program
+                     CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr, EVEN_K: gl.constexpr,
+                     MT: gl.constexpr):
+    R: gl.constexpr = 16 * WARPS * MT  # weight rows per program: MT MMA row tiles per warp
     BK: gl.constexpr = CHUNK * CH  # codes per row per step
     T: gl.constexpr = 8 * NT  # token columns
     # Words [R, CH, 4 (lane t of the quad), 4 (word i)]: 16 contiguous bytes per lane and row;
-    # tensor row r = rep * 8W + 8w + g is weight row 16w + 8rep + g of the program (the A operand's order).
+    # tensor row r = (2 tile + h) * 8W + 8w + g is weight row 16W tile + 16w + 8h + g of the program (the A
+    # operand's order: warp w's MMA row tile `tile`, its rows g and g + 8).
     LW: gl.constexpr = gl.BlockedLayout([1, 1, 1, 4], [8, 1, 4, 1], [WARPS, 1, 1, 1], [3, 2, 1, 0])
     L3: gl.constexpr = gl.SliceLayout(3, LW)
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WARPS, 1], instr_shape=[16, 8])
@@ -176,7 +180,8 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
     steps = gl.cdiv(k_end - k_first, BK)
 
     r = gl.arange(0, R, layout=gl.SliceLayout(1, gl.SliceLayout(2, L3)))
-    rows = (pid_n * R + (r % (8 * WARPS)) // 8 * 16 + (r // (8 * WARPS)) * 8 + r % 8) % N
+    rep = r // (8 * WARPS)
+    rows = (pid_n * R + (rep // 2) * 16 * WARPS + (r % (8 * WARPS)) // 8 * 16 + (rep % 2) * 8 + r % 8) % N
     c3 = gl.arange(0, CH, layout=gl.SliceLayout(0, gl.SliceLayout(2, L3)))[None, :, None]
     t3 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, L3)))[None, None, :]
     i4 = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, LW))))[None, None, None, :]
@@ -199,7 +204,7 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
     for step in range(steps):
         # the next step's loads are issued before this step's decode (the last step re-reads its own)
         words_next, raw_next = _load_step(w_lanes, s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK, EVEN_K)
-        a = _decode(words, raw, scale_bias, R, CH, WARPS, MX, dot_a)
+        a = _decode(words, raw, scale_bias, R, CH, WARPS, MT, MX, dot_a)
         acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
         words = words_next
         raw = raw_next
@@ -247,14 +252,20 @@ def _epilogue(acc, c_ptr, post_ptr, bias_ptr, rr, tt, N, M, stride_c, HAS_BIAS: 
 
 @dataclass(frozen=True)
 class E2m1MmaConfig:
-    """``warps`` x 16 weight rows per program, ``chunks`` x 128 codes per row per step, ``split_k`` slices of K."""
+    """``warps`` x ``m_tiles`` x 16 weight rows per program (each warp ``m_tiles`` MMA row tiles
+    sharing one read of the activation), ``chunks`` x 128 codes per row per step, ``split_k`` slices of K."""
 
     warps: int = 4
     chunks: int = 2
     split_k: int = 1
+    m_tiles: int = 1
+
+    @property
+    def rows(self) -> int:
+        return 16 * self.warps * self.m_tiles
 
     def key(self) -> str:
-        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}"
+        return f"e2m1mma w{self.warps}c{self.chunks}s{self.split_k}" + (f"t{self.m_tiles}" if self.m_tiles > 1 else "")
 
 
 def slice_extent(k: int, config: E2m1MmaConfig) -> int:
@@ -310,10 +321,10 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
     tiles = token_tiles(m)
     ks = slice_extent(k, config)
     split = triton.cdiv(k, ks)
-    grid = (triton.cdiv(n, 16 * config.warps), split)
+    grid = (triton.cdiv(n, config.rows), split)
     c = torch.empty((m, n), device=x.device, dtype=x.dtype)
     if split > 1:
-        ws, counters = split_k_buffers(x.device, split, grid[0] * 16 * config.warps * 8 * tiles, grid[0])
+        ws, counters = split_k_buffers(x.device, split, grid[0] * config.rows * 8 * tiles, grid[0])
     else:
         ws = counters = post_scale
     if scales.dtype == torch.float8_e4m3fn:
@@ -322,21 +333,47 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
         w.view(torch.int32), scales, x, c, post_scale, bias if bias is not None else post_scale, ws, counters,
         n, m, k, w.stride(0) // 4, scales.stride(0), x.stride(0), c.stride(0), scale_bias,
         MX=mx, HAS_BIAS=bias is not None, SPLIT_K=split, WARPS=config.warps, CH=config.chunks, NT=tiles,
-        KS=ks, EVEN_K=k % ks == 0, num_warps=config.warps,
+        KS=ks, EVEN_K=k % ks == 0, MT=config.m_tiles, num_warps=config.warps,
     )
     return c
 
 
 
 def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -> E2m1MmaConfig:
-    """The launch config for an ``[m, k] x [n, k]^T`` product, from the H200 sweep
-    (``bench/e2m1_mma_sweep.py``, ``bench/results/h200_issue4.md``, 2026-12-01): 4 warps (64 weight
-    rows), 2 chunks per step where K allows and up to 16 tokens (1 chunk above: registers).
-    K is split so that each program stages ~16 KB of activation (1024 codes at 8 token columns, 512
-    at 16), at most ``STAGED_SPLIT_BYTES`` of fp32 partials for the last slice to sum, then split
-    further, keeping two steps per slice, while the grid has fewer than 4 programs per SM. At M = 1,
-    4 and 16 on the issue's four shapes this is the fastest 4-warp config swept, or within 3% of it
-    (8 warps were faster at 4096x14336 M=16 only, by 7%)."""
+    """The launch config for an ``[m, k] x [n, k]^T`` product: :func:`one_row_tile_config`, except at
+    9..16 tokens, where each warp takes two MMA row tiles (``m_tiles=2``, 128 rows per program, the
+    staged activation read once for 32 weight rows) if that grid keeps 2 programs per SM, with twice
+    the slices where the partials' cap had held them below the staging target. Measured on an H200
+    against the one-tile pick (``bench/e2m1_mtiles_ab.py``, ``bench/results/h200_issue4_e2m1_mtiles.txt``,
+    16 tokens): 4096x14336 25.1 -> 19.7 us, 28672x4096 40.1 -> 37.4; 14336x4096 within 4% either way;
+    4096x4096 keeps one tile (its two-tile grid: 256 programs)."""
+    config = one_row_tile_config(n, k, m, sms=sms)
+    tokens = 8 * token_tiles(m)
+    if tokens != 16:
+        return config
+    wanted = triton.cdiv(k, STAGED_ACTIVATION_BYTES // (2 * tokens))
+    split = config.split_k
+    if wanted > split and k // (2 * split) >= CHUNK.value * config.chunks:
+        split *= 2
+    two = E2m1MmaConfig(config.warps, config.chunks, split, m_tiles=2)
+    if triton.cdiv(n, two.rows) * two.split_k >= 2 * sms and fits_shared_memory(k, m, two):
+        return two
+    return config
+
+
+def one_row_tile_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -> E2m1MmaConfig:
+    """The one-row-tile config from the H200 sweep (``bench/e2m1_mma_sweep.py``,
+    ``bench/results/h200_issue4.md``, 2026-12-01): 4 warps (64 weight rows), 2 chunks per step where K
+    allows and up to 16 tokens (1 chunk above: registers). K is split so that each program stages
+    ~16 KB of activation (1024 codes at 8 token columns, 512 at 16), at most ``STAGED_SPLIT_BYTES`` of
+    fp32 partials for the last slice to sum, then split further, keeping two steps per slice, while
+    the grid has fewer than 4 programs per SM. At M = 1, 4 and 16 on the issue's four shapes this was
+    the fastest 4-warp config swept, or within 3% of it (8 warps were faster at 4096x14336 M=16 only,
+    by 7%).
+
+    Raises:
+        ValueError: no slice of K fits the staged activation in shared memory.
+    """
     tiles = token_tiles(m)
     tokens = 8 * tiles
     chunks = 2 if k % (2 * CHUNK.value) == 0 and tiles <= 2 else 1
@@ -355,4 +392,4 @@ def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) 
 
 
 __all__ = ["E2m1MmaConfig", "e2m1_mma", "decode_ptx", "slice_extent", "token_tiles", "fits_shared_memory",
-           "shared_memory_bytes", "pick_e2m1_mma_config", "CHUNK", "MAX_TOKENS"]
+           "shared_memory_bytes", "pick_e2m1_mma_config", "one_row_tile_config", "CHUNK", "MAX_TOKENS"]
