@@ -169,7 +169,7 @@ def test_e2m1_decode_gemm_builds_without_spills(monkeypatch, tmp_path, mx, m, m_
     x = torch.zeros(m, k, dtype=torch.bfloat16)
     w = torch.zeros(n, k // 2, dtype=torch.uint8)
     scales = torch.zeros(n, k // (32 if mx else 16), dtype=torch.uint8)
-    config = e2m1.E2m1MmaConfig(4, 2, 1, m_tiles=m_tiles)  # m_tiles=2 at 16 tokens: the picker's
+    config = e2m1.E2m1MmaConfig(4, 2, 1, m_tiles=m_tiles)  # 16 tokens, two row tiles per warp: as picked at 9..16
     launch = _launched(monkeypatch, e2m1, "_e2m1_mma_kernel", lambda: e2m1.e2m1_mma(
         x, w, scales, torch.ones(1), mx=mx, config=config))
     compiled = _compile(E2M1_KERNEL, *launch)
