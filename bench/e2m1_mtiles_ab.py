@@ -72,8 +72,8 @@ def main() -> None:
                 best = min(times[label])
                 same = torch.equal(run(cfg, layers[0]), expect)
                 print(f"{name:10} {n:6}x{k:<6} M={m:<3} {label:14} {cfg.key():22} {times[label][0]:6.1f} "
-                      f"{times[label][1]:6.1f} us  {bf16 / best:5.2f}x bf16 ({bf16:5.1f})  {100 * floor / best:5.1f}% of floor"
-                      f"  bitwise = one tile: {same}", flush=True)
+                      f"{times[label][1]:6.1f} us  {bf16 / best:5.2f}x bf16 ({bf16:5.1f})  "
+                      f"{100 * floor / best:5.1f}% of floor  bitwise = one tile: {same}", flush=True)
         del layers, bf16_ws
         torch.cuda.empty_cache()
 
