@@ -231,11 +231,16 @@ def cmd_explain(args) -> int:
     print("\nwhy (per shape; M = rows of x):")
     for (n, k, why), names in groups.items():
         print(f"- {n}x{k}, {len(names)} layer(s), e.g. {names[0]}")
-        for label, kernel, rejected in why:
-            if label:
-                print(f"    M {label:>6}: {kernel}")
+        for bucket, kernel, rejected in why:
+            if bucket:
+                print(f"    M {bucket:>6}: {kernel}")
             for name, reason in rejected:
                 print(f"        rejected {name}: {reason}" if name != "-" else f"    {reason}")
+    routes = [r for p in plans if p.dispatch for r in p.dispatch.routes]
+    if platform.kind == "cuda" and routes and not any(r.selection.measured for r in routes):
+        print(f"\nno choice above was measured on {platform.device_name} ({label} has no `qlinear tune` cache entry or "
+              "built-in default here): they follow the static priority list; `qlinear tune` times the candidates on "
+              "this GPU and caches the fastest per M bucket")
     return 0
 
 

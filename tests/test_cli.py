@@ -81,3 +81,14 @@ def test_explain_says_who_quantizes_the_activations_under_torch_compile(tmp_path
     assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--model", str(tmp_path), "--json"]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]
     assert {layer.get("compiled_activation_quantization") for layer in layers} == {"op", None}
+
+
+def test_explain_says_when_no_choice_was_measured_on_this_gpu(tmp_path, capsys, monkeypatch, tiny_llama):
+    # a GPU without qlinear tune entries or built-in defaults (an H100, or the simulated sm_90) runs the
+    # static priority list; explain says so and names the command that measures. The CPU has nothing to tune.
+    monkeypatch.setenv("QLINEAR_TUNE_CACHE", str(tmp_path / "empty.json"))
+    tiny_llama(layers=1).save_pretrained(tmp_path / "model")
+    assert main(["explain", "--scheme", "nvfp4_a16", "--platform", "sm_90", "--model", str(tmp_path / "model")]) == 0
+    assert "no choice above was measured on simulated GPU (nvfp4_a16 has no `qlinear tune`" in capsys.readouterr().out
+    assert main(["explain", "--scheme", "nvfp4_a16", "--platform", "cpu", "--model", str(tmp_path / "model")]) == 0
+    assert "was measured" not in capsys.readouterr().out
