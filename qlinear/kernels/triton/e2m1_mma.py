@@ -348,17 +348,21 @@ def pick_e2m1_mma_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) 
     16 tokens): 4096x14336 25.1 -> 19.7 us, 28672x4096 40.1 -> 37.4; 14336x4096 within 4% either way;
     4096x4096 keeps one tile (its two-tile grid: 256 programs)."""
     config = one_row_tile_config(n, k, m, sms=sms)
-    tokens = 8 * token_tiles(m)
-    if tokens != 16:
+    if token_tiles(m) != 2:
         return config
-    wanted = triton.cdiv(k, STAGED_ACTIVATION_BYTES // (2 * tokens))
     split = config.split_k
-    if wanted > split and k // (2 * split) >= CHUNK.value * config.chunks:
+    if _staging_target_split(k, m) > split and k // (2 * split) >= CHUNK.value * config.chunks:
         split *= 2
     two = E2m1MmaConfig(config.warps, config.chunks, split, m_tiles=2)
     if triton.cdiv(n, two.rows) * two.split_k >= 2 * sms and fits_shared_memory(k, m, two):
         return two
     return config
+
+
+def _staging_target_split(k: int, m: int) -> int:
+    """Slices of K for each program to stage ~``STAGED_ACTIVATION_BYTES`` of bf16 activation
+    (8 token columns per MMA column tile)."""
+    return triton.cdiv(k, STAGED_ACTIVATION_BYTES // (2 * 8 * token_tiles(m)))
 
 
 def one_row_tile_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -> E2m1MmaConfig:
@@ -380,7 +384,7 @@ def one_row_tile_config(n: int, k: int, m: int, *, sms: int = SM_COUNT_HOPPER) -
     step = CHUNK.value * chunks
     programs = triton.cdiv(n, 64)
     most = max(1, STAGED_SPLIT_BYTES // (64 * tokens * 4))
-    split = min(triton.cdiv(k, STAGED_ACTIVATION_BYTES // (2 * tokens)), most)
+    split = min(_staging_target_split(k, m), most)
     while programs * split < 4 * sms and split * 2 <= most and k // (2 * split) >= 2 * step:
         split *= 2
     while not fits_shared_memory(k, m, E2m1MmaConfig(4, chunks, split)) and k // (2 * split) >= step:
