@@ -3,7 +3,7 @@
 # the issue's shapes, then Nsight Compute stall reasons of one launch each at 4096x14336.
 #   OUT=DIR bash bench/gpu_e2m1_ablation.sh
 source "$(dirname "$0")/gpu_env.sh"
-timeout 300 python3 bench/e2m1_ablation_probe.py 2>&1 | tee "$OUT/ablation.txt"
+timeout 300 python3 bench/e2m1_ablation_probe.py ${PROBE_ARGS:-} 2>&1 | tee "$OUT/ablation.txt"
 stalls=""
 for r in long_scoreboard short_scoreboard barrier wait math_pipe_throttle mio_throttle lg_throttle not_selected \
          selected no_instruction dispatch_stall drain membar branch_resolving tex_throttle imc_miss sleeping; do

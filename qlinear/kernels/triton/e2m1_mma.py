@@ -202,9 +202,14 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
 
     xs = gl.allocate_shared_memory(gl.bfloat16, [KS // BK, T, BK],
                                    gl.SwizzledSharedLayout(vec=8, per_phase=1, max_phase=8, order=[1, 0]))
-    if ABLATE // 2 % 2 == 0:
-        _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-    words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
+    if ABLATE // 16 % 2 == 1:
+        words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
+        if ABLATE // 2 % 2 == 0:
+            _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
+    else:
+        if ABLATE // 2 % 2 == 0:
+            _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
+        words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
 
     acc = gl.zeros([R, T], gl.float32, mma)
     for step in range(steps):
