@@ -96,7 +96,6 @@ def decode_ptx(mx: bool) -> str:
 
 
 _NVFP4_PTX = gl.constexpr(decode_ptx(False))
-_MOV_PTX = gl.constexpr("\n".join(f"mov.b32 ${j}, ${16 + 2 * (j % 4)};" for j in range(16)))  # ABLATION
 _MXFP4_PTX = gl.constexpr(decode_ptx(True))
 _NVFP4_CONSTRAINTS = gl.constexpr(",".join(["=r"] * 16 + ["r"] * 12))
 _MXFP4_CONSTRAINTS = gl.constexpr(",".join(["=r"] * 16 + ["r"] * 16))
@@ -136,7 +135,7 @@ def _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK: gl.constexpr, 
 
 @gluon.jit
 def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl.constexpr, MT: gl.constexpr,
-            MX: gl.constexpr, layout: gl.constexpr, ABLATE: gl.constexpr = 0):
+            MX: gl.constexpr, layout: gl.constexpr):
     """Words ``[R, CH, 4, 4]`` and their scales ``[R, CH, 4]`` -> the MMA's A operand ``[R, CH * 128]`` bf16."""
     if MX:
         raw = gl.maximum(raw.to(gl.int32) + scale_bias, 0)  # 0 only for all-zero groups
@@ -144,10 +143,6 @@ def _decode(words, raw, scale_bias, R: gl.constexpr, CH: gl.constexpr, WARPS: gl
     if MX:
         o0, o1, o2, o3 = gl.inline_asm_elementwise(
             _MXFP4_PTX, _MXFP4_CONSTRAINTS, [gl.join(words, words), gl.join(scales, scales)],
-            dtype=(gl.bfloat16, gl.bfloat16, gl.bfloat16, gl.bfloat16), is_pure=True, pack=8)
-    elif ABLATE % 2 == 1:
-        o0, o1, o2, o3 = gl.inline_asm_elementwise(
-            _MOV_PTX, _NVFP4_CONSTRAINTS, [gl.join(words, words), gl.join(scales, scales)],
             dtype=(gl.bfloat16, gl.bfloat16, gl.bfloat16, gl.bfloat16), is_pure=True, pack=8)
     else:
         o0, o1, o2, o3 = gl.inline_asm_elementwise(
@@ -165,7 +160,7 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
                      N, M, K, stride_w, stride_s, stride_x, stride_c, scale_bias,
                      MX: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, WARPS: gl.constexpr,
                      CH: gl.constexpr, NT: gl.constexpr, KS: gl.constexpr, EVEN_K: gl.constexpr,
-                     MT: gl.constexpr, ABLATE: gl.constexpr = 0):
+                     MT: gl.constexpr):
     R: gl.constexpr = 16 * WARPS * MT  # weight rows per program: MT MMA row tiles per warp
     BK: gl.constexpr = CHUNK * CH  # codes per row per step
     T: gl.constexpr = 8 * NT  # token columns
@@ -202,36 +197,21 @@ def _e2m1_mma_kernel(w_ptr, s_ptr, x_ptr, c_ptr, post_ptr, bias_ptr, ws_ptr, cnt
 
     xs = gl.allocate_shared_memory(gl.bfloat16, [KS // BK, T, BK],
                                    gl.SwizzledSharedLayout(vec=8, per_phase=1, max_phase=8, order=[1, 0]))
-    if ABLATE // 16 % 2 == 1:
-        words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
-        if ABLATE // 2 % 2 == 0:
-            _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-    else:
-        if ABLATE // 2 % 2 == 0:
-            _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
-        words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
+    _stage_activation(x_ptr, xs, M, stride_x, k_first, k_end, BK, WARPS)
+    words, raw = _load_step(w_lanes, s_lanes, quad, kw_end, 0, BK, EVEN_K)
 
     acc = gl.zeros([R, T], gl.float32, mma)
     for step in range(steps):
         # the next step's loads are issued before this step's decode (the last step re-reads its own)
-        if ABLATE // 8 % 2 == 1:
-            words_next = words ^ step
-            raw_next = raw
-        else:
-            words_next, raw_next = _load_step(w_lanes, s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK,
-                                              EVEN_K)
-        a = _decode(words, raw, scale_bias, R, CH, WARPS, MT, MX, dot_a, ABLATE)
+        words_next, raw_next = _load_step(w_lanes, s_lanes, quad, kw_end, gl.minimum(step + 1, steps - 1), BK, EVEN_K)
+        a = _decode(words, raw, scale_bias, R, CH, WARPS, MT, MX, dot_a)
         acc = mma_v2(a, xs.index(step).permute((1, 0)).load(dot_b), acc)
         words = words_next
         raw = raw_next
 
     rr = pid_n * R + gl.arange(0, R, layout=gl.SliceLayout(1, mma))
     tt = gl.arange(0, T, layout=gl.SliceLayout(0, mma))
-    if ABLATE // 4 % 2 == 1:
-        slab = gl.num_programs(0) * R * T
-        offs = pid_n * R * T + gl.arange(0, R, layout=gl.SliceLayout(1, mma))[:, None] * T + tt[None, :]
-        gl.store(ws_ptr + pid_k * slab + offs, acc)
-    elif SPLIT_K > 1:
+    if SPLIT_K > 1:
         slab = gl.num_programs(0) * R * T
         offs = pid_n * R * T + gl.arange(0, R, layout=gl.SliceLayout(1, mma))[:, None] * T + tt[None, :]
         gl.store(ws_ptr + pid_k * slab + offs, acc)
@@ -311,8 +291,7 @@ def fits_shared_memory(k: int, m: int, config: E2m1MmaConfig) -> bool:
 
 
 def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale: torch.Tensor, *, mx: bool,
-             config: E2m1MmaConfig, scale_bias: int = 0, bias: torch.Tensor | None = None,
-             _ablate: int = 0) -> torch.Tensor:
+             config: E2m1MmaConfig, scale_bias: int = 0, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``[M, N]`` in x's dtype: ``x [M, K]`` (M <= 64) times the dequantized e2m1 weight, times ``post_scale``.
 
     Args:
@@ -344,7 +323,7 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
     split = triton.cdiv(k, ks)
     grid = (triton.cdiv(n, config.rows), split)
     c = torch.empty((m, n), device=x.device, dtype=x.dtype)
-    if split > 1 or _ablate & 4:
+    if split > 1:
         ws, counters = split_k_buffers(x.device, split, grid[0] * config.rows * 8 * tiles, grid[0])
     else:
         ws = counters = post_scale
@@ -354,7 +333,7 @@ def e2m1_mma(x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, post_scale:
         w.view(torch.int32), scales, x, c, post_scale, bias if bias is not None else post_scale, ws, counters,
         n, m, k, w.stride(0) // 4, scales.stride(0), x.stride(0), c.stride(0), scale_bias,
         MX=mx, HAS_BIAS=bias is not None, SPLIT_K=split, WARPS=config.warps, CH=config.chunks, NT=tiles,
-        KS=ks, EVEN_K=k % ks == 0, MT=config.m_tiles, ABLATE=_ablate, num_warps=config.warps,
+        KS=ks, EVEN_K=k % ks == 0, MT=config.m_tiles, num_warps=config.warps,
     )
     return c
 
