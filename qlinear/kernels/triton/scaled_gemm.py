@@ -41,7 +41,6 @@ from .split_k import reduce_slices, split_k_buffers
 # configs re-swept under it, decode on the issue shapes runs 0-3% behind no promotion at M = 1..64;
 # every 128 instead ran up to 19% behind (bench/results/h200_issue3_accum_precision.txt, sections 8-9).
 PROMOTE_EVERY = 256
-ABLATE_SPLIT_REDUCTION = False  # experiment only: split-K slices store their partials to C unreduced
 _AMAX_FLOOR = tl.constexpr(AMAX_FLOOR)
 _E4M3_MAX = tl.constexpr(E4M3_MAX)
 
@@ -98,7 +97,7 @@ def _scaled_gemm_kernel(
     QUANT: tl.constexpr, BIAS: tl.constexpr, ACC_INT: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, SPLIT_K: tl.constexpr, EXPLICIT_ROUNDING: tl.constexpr, PDL: tl.constexpr,
-    A_TMA: tl.constexpr, PROMOTE_K: tl.constexpr, NO_REDUCE: tl.constexpr = False,
+    A_TMA: tl.constexpr, PROMOTE_K: tl.constexpr,
 ):
     """C[M, N] = sum_k A[M, k] B[N, k] * scales. Scale modes per operand: 0 one value, 1 one per row,
     2 one per (row // ROWS, K-tile). QUANT: 1 quantizes A, 2 quantizes B per 1 x BLOCK_K group in
@@ -177,7 +176,7 @@ def _scaled_gemm_kernel(
         out = out * tl.load(bs_ptr + cols * stride_bsn)[None, :]
     c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
     cmask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
-    if SPLIT_K == 1 or NO_REDUCE:  # NO_REDUCE: an experiment's ablation (slices race on C)
+    if SPLIT_K == 1:
         tl.store(c_ptrs, _add_bias(out, bias_ptr, rows, cols, BIAS).to(c_ptr.dtype.element_ty), mask=cmask)
     else:
         total, last = reduce_slices(out, ws_ptr, cnt_ptr, offs_m[:, None] * N + offs_n[None, :], cmask, M * N,
@@ -284,6 +283,6 @@ def scaled_gemm(
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         GROUP_M=config.group_m, SPLIT_K=config.split_k, EXPLICIT_ROUNDING=INTERPRETED, PDL=use_pdl, A_TMA=tma,
         PROMOTE_K=0 if is_int else (min(PROMOTE_EVERY, config.block_k) if PROMOTE_EVERY else None),
-        NO_REDUCE=ABLATE_SPLIT_REDUCTION, num_warps=config.num_warps, num_stages=config.num_stages, launch_pdl=use_pdl,
+        num_warps=config.num_warps, num_stages=config.num_stages, launch_pdl=use_pdl,
     )
     return c if c.dtype == out_dtype else c.to(out_dtype)
