@@ -90,7 +90,7 @@ def _quantize_tile(t, axis: tl.constexpr, EXPLICIT: tl.constexpr):
 
 @triton.jit
 def _scaled_gemm_kernel(
-    a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, ws_ptr, cnt_ptr, a_rows_ptr,
+    a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, ws_ptr, cnt_ptr,
     M, N, K, prefetch_bytes,
     stride_am, stride_bn, stride_cm, stride_cn, stride_asm, stride_ask, stride_bsn, stride_bsk,
     A_SCALE: tl.constexpr, A_SCALE_ROWS: tl.constexpr, B_SCALE: tl.constexpr, B_SCALE_ROWS: tl.constexpr,
@@ -102,10 +102,9 @@ def _scaled_gemm_kernel(
     """C[M, N] = sum_k A[M, k] B[N, k] * scales. Scale modes per operand: 0 one value, 1 one per row,
     2 one per (row // ROWS, K-tile). QUANT: 1 quantizes A, 2 quantizes B per 1 x BLOCK_K group in
     registers. BIAS: 0 none, 1 per column of C, 2 per row of C. PDL: A is the weight; prefetch
-    ``prefetch_bytes`` of each of its rows (from ``a_rows_ptr``, A's base address) into L2, then
-    wait for the kernel before this one. A_TMA: ``a_ptr`` is a tensor descriptor of A with block
-    ``[BLOCK_M, BLOCK_K]`` (Hopper's TMA copies each tile to shared memory: no per-thread address
-    arithmetic or masks)."""
+    ``prefetch_bytes`` of each of its rows into L2, then wait for the kernel that wrote B.
+    A_TMA: ``a_ptr`` is a tensor descriptor of A with block ``[BLOCK_M, BLOCK_K]`` (Hopper's TMA
+    copies each tile to shared memory: no per-thread address arithmetic or masks)."""
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     # Grouped tile order: GROUP_M row-tiles share each column-tile of B while it is in L2.
@@ -133,10 +132,11 @@ def _scaled_gemm_kernel(
     PER_K: tl.constexpr = (A_SCALE >= 2) or (B_SCALE >= 2) or (QUANT != 0)
     ACC: tl.constexpr = tl.int32 if ACC_INT else tl.float32
     if PDL:  # A's elements are bytes here; the prefetch stays inside this program's K range
-        nbytes = tl.minimum(tl.minimum(prefetch_bytes, (k_last - k_first) * BLOCK_K), K - k_first * BLOCK_K)
-        nbytes = nbytes // 16 * 16
-        if nbytes > 0:
-            prefetch_rows_l2(a_rows_ptr + rows * stride_am + k_first * BLOCK_K, nbytes)
+        if not A_TMA:
+            nbytes = tl.minimum(tl.minimum(prefetch_bytes, (k_last - k_first) * BLOCK_K), K - k_first * BLOCK_K)
+            nbytes = nbytes // 16 * 16
+            if nbytes > 0:
+                prefetch_rows_l2(a_ptr + rows * stride_am + k_first * BLOCK_K, nbytes)
         wait_for_producer(PDL)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
@@ -266,7 +266,7 @@ def scaled_gemm(
     grid = (tiles, config.split_k)
     ws, counters = split_k_buffers(a.device, config.split_k, m * n, tiles) if config.split_k > 1 else (c, c)
     # PDL: the weight (A in the swapped frame) is streamed from the start; x only after the wait.
-    use_pdl = swap_ab and pdl_enabled(a.device, m)  # EXPERIMENT: whatever kernel precedes it
+    use_pdl = after_producer and swap_ab and pdl_enabled(a.device, m)
     aligned = b.data_ptr() % 16 == 0 and (b.stride(0) * b.element_size()) % 16 == 0 and b.stride(1) == 1
     prefetch = PREFETCH_TILES * config.block_k if use_pdl and aligned else 0
     a_arg = first["ptr"]
@@ -275,7 +275,7 @@ def scaled_gemm(
         a_arg = TensorDescriptor(b, list(b.shape), list(b.stride()), [config.block_m, config.block_k])
     _scaled_gemm_kernel[grid](
         a_arg, second["ptr"], c, first["scale"], second["scale"], bias if bias is not None else c,
-        ws, counters, first["ptr"], kernel_m, kernel_n, k, prefetch,
+        ws, counters, kernel_m, kernel_n, k, prefetch,
         first["ptr"].stride(0), second["ptr"].stride(0), *c_strides,
         *_strides(first["scale"]), *_strides(second["scale"]),
         A_SCALE=first["mode"], A_SCALE_ROWS=first["rows"], B_SCALE=second["mode"], B_SCALE_ROWS=second["rows"],
