@@ -266,7 +266,7 @@ def scaled_gemm(
     grid = (tiles, config.split_k)
     ws, counters = split_k_buffers(a.device, config.split_k, m * n, tiles) if config.split_k > 1 else (c, c)
     # PDL: the weight (A in the swapped frame) is streamed from the start; x only after the wait.
-    use_pdl = swap_ab and pdl_enabled(a.device, m)  # EXPERIMENT: whatever kernel precedes it
+    use_pdl = after_producer and swap_ab and pdl_enabled(a.device, m)
     aligned = b.data_ptr() % 16 == 0 and (b.stride(0) * b.element_size()) % 16 == 0 and b.stride(1) == 1
     prefetch = PREFETCH_TILES * config.block_k if use_pdl and aligned else 0
     a_arg = first["ptr"]
