@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perplexity", help="perplexity of bf16 and each scheme")
     p.add_argument("--scheme", default=None, help=f"comma-separated, or 'all'; {schemes_help} (read from --model when it is a checkpoint)")
-    p.add_argument("--text", default="pydoc", help="'pydoc' (CPython documentation, built in) or a text file")
+    p.add_argument("--text", default="pydoc", help="'pydoc' (CPython documentation, built in), 'austen' or 'austen:emma,...' "
+                   "(Jane Austen's novels from Debian's r-cran-janeaustenr; needs rdata) or a text file")
     p.add_argument("--tokens", type=int, default=8192)
     p.add_argument("--context", type=int, default=1024)
     p.add_argument("--batch", type=int, default=4, help="windows per forward pass")
