@@ -7,7 +7,6 @@ from __future__ import annotations
 import struct
 
 CHARSXP, STRSXP, INTSXP, LGLSXP, VECSXP, LISTSXP, SYMSXP, NILVALUE, REFSXP = 9, 16, 13, 10, 19, 2, 1, 254, 255
-NA_INTEGER = -2**31
 
 
 def _int(value: int) -> bytes:

@@ -4,6 +4,7 @@ and text files."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import struct
 import zlib
 
@@ -14,7 +15,7 @@ from qlinear.text import load_text
 
 from .r_serialize import serialize
 
-pytest.importorskip("rdata")
+needs_rdata = pytest.mark.skipif(importlib.util.find_spec("rdata") is None, reason="rdata is not installed")
 
 
 def write_lazyload_db(stem, objects: dict, compressed: int = 1) -> None:
@@ -43,6 +44,7 @@ def library(tmp_path, monkeypatch):
     return stem
 
 
+@needs_rdata
 def test_novels_are_their_lines_joined_with_na_as_an_empty_line(library):
     novels = austen.austen_novels(("persuasion", "emma"))
     assert list(novels) == ["persuasion", "emma"]
@@ -50,6 +52,7 @@ def test_novels_are_their_lines_joined_with_na_as_an_empty_line(library):
     assert novels["persuasion"] == "Persuasion\nSir Walter Elliot, of Kellynch Hall \u2014 a vain man"
 
 
+@needs_rdata
 def test_load_text_austen_names_novels_in_the_order_given(library):
     emma = "EMMA\n\nBy Jane Austen\n\nEmma Woodhouse, handsome, clever, and rich,"
     persuasion = "Persuasion\nSir Walter Elliot, of Kellynch Hall \u2014 a vain man"
@@ -57,6 +60,7 @@ def test_load_text_austen_names_novels_in_the_order_given(library):
     assert load_text("austen:emma") == emma
 
 
+@needs_rdata
 def test_load_text_austen_alone_asks_for_all_six_novels(library):
     with pytest.raises(ValueError, match=r"holds no novel \['sensesensibility', 'prideprejudice', 'mansfieldpark', "
                                          r"'northangerabbey'\]; it holds \['emma', 'persuasion'\]"):
@@ -69,6 +73,7 @@ def test_missing_database_names_the_path_and_the_debian_package(tmp_path, monkey
         load_text("austen:emma")
 
 
+@needs_rdata
 def test_a_database_compressed_otherwise_than_zlib_is_refused(tmp_path):
     stem = tmp_path / "Rdata"
     write_lazyload_db(stem, {"emma": ["EMMA"]}, compressed=3)
@@ -85,6 +90,7 @@ def test_text_files_and_pydoc(tmp_path):
         load_text(str(tmp_path / "missing.txt"))
 
 
+@needs_rdata
 @pytest.mark.skipif(not austen.DEBIAN_DATA.with_suffix(".rdx").is_file(), reason="r-cran-janeaustenr not installed")
 def test_the_debian_package_holds_the_six_novels_and_the_fixture_writer_matches_r():
     novels = austen.austen_novels()
