@@ -220,6 +220,19 @@ def test_e4m3_decode_gemv_matches_reference(name, n, k):
     assert_close_to_reference(layer(x), ref, f"layer {name} M=1")
 
 
+def test_e4m3_gemv_config_takes_wider_steps_for_mxfp8_down_projections():
+    from qlinear.kernels.triton.dequant_configs import pick_gemv_config
+    from qlinear.kernels.triton.dequant_gemm import FP8_CHANNEL, MXFP8
+
+    # measured on an H200 (bench/results/h200_issue4_gemv_e4m3_ab.txt): MXFP8 at K >= 3N ran faster with
+    # 32 x 128-word steps; per-channel e4m3 there, and MXFP8 elsewhere, kept 64 x 64
+    assert pick_gemv_config(4096, 14336, MXFP8) == GemvConfig(32, 128, 4)
+    assert pick_gemv_config(4096, 14336, FP8_CHANNEL) == GemvConfig(64, 64, 4)
+    assert pick_gemv_config(14336, 4096, MXFP8) == GemvConfig(64, 64, 2)
+    assert pick_gemv_config(28672, 4096, MXFP8) == GemvConfig(64, 64, 1)
+    assert pick_gemv_config(4096, 4096, MXFP8) == GemvConfig(64, 64, 4)
+
+
 def test_every_e4m3_byte_and_extreme_mx_scales_through_the_gemv_exactly():
     # every non-NaN e4m3 byte (both signs, subnormals, +-0) in each row, MX scales 2**-20 .. 2**4;
     # x = e_j picks column j, so the output is the dequantized weight itself
