@@ -18,7 +18,7 @@ from qlinear.bench import _copies, _rotating, graph_median_us
 from qlinear.formats import quantize
 from qlinear.kernels import Dispatch, TritonW8A16Kernel
 from qlinear.kernels.triton.dequant_configs import pick_gemv_config
-from qlinear.kernels.triton.gemv import GemvConfig, weight_only_gemv
+from qlinear.kernels.triton.gemv import GemvConfig
 from qlinear.layers import QuantizedLinear
 from qlinear.schemes import SCHEMES
 
@@ -42,19 +42,16 @@ def main() -> None:
         qw = quantize(torch.randn(n, k, device="cuda", generator=gen, dtype=torch.bfloat16), scheme.weight)
         layers = [QuantizedLinear(dataclasses.replace(qw, data=qw.data.clone(), scale=qw.scale.clone()), None, scheme,
                                   Dispatch.single(TritonW8A16Kernel), "ab") for _ in range(_copies(n * k))]
-        lay = layers[0].kernel.layout
-        channel = scheme.weight.granularity == "channel"
         x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
         bf16_ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(_copies(2 * n * k))]
         bf16 = graph_median_us(_rotating([lambda w=w: x @ w.t() for w in bf16_ws]))
         del bf16_ws
 
-        def run(cfg, layer):
-            group, per_channel = (None, layer.weight_scale) if channel else (layer.weight_scale, None)
-            return weight_only_gemv(x, layer.weight, group, lay.post_scale, wfmt=lay.wfmt, scale_bias=lay.scale_bias,
-                                    config=cfg, channel_scale=per_channel)
+        def run(cfg, layer):  # the layer's own one-token path, with its GEMV config replaced
+            layer.kernel.gemv_config = cfg
+            return layer(x)
 
-        shipped = pick_gemv_config(n, k, lay.wfmt)
+        shipped = pick_gemv_config(n, k, layers[0].kernel.layout.wfmt)
         configs = {"shipped " + shipped.key(): shipped}
         configs.update({cfg.key(): cfg for cfg in others if cfg != shipped and (k // 4) % (cfg.block_w * cfg.split_k) == 0})
         ref = run(shipped, layers[0]).float()
