@@ -131,10 +131,11 @@ def _(x: torch.Tensor, out_features: int) -> torch.Tensor:
 LINEAR_FREE = "linear-free floor"
 
 
-def compile_decoder_layers(model) -> None:
-    """``torch.compile`` each decoder layer in place, with static shapes (one compile per shape)."""
+def compile_decoder_layers(model, options: dict | None = None) -> None:
+    """``torch.compile`` each decoder layer in place, with static shapes (one compile per shape);
+    ``options``: Inductor config patches, as ``torch.compile(options=...)`` takes them."""
     for layer in model.model.layers:
-        layer.compile(dynamic=False)
+        layer.compile(dynamic=False, options=options)
 
 
 def remove_linears(model) -> int:

@@ -90,3 +90,41 @@ def linear_quantized(q: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor,
 @linear_quantized.register_fake
 def _(q: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
     return q.new_empty((q.shape[0], weight.shape[0]), dtype=out_dtype)
+
+
+
+def activation_dtype(layer: QuantizedLinear) -> torch.dtype:
+    """The torch dtype of ``layer``'s per-token quantized input (int8 or e4m3)."""
+    return torch.int8 if layer.scheme.activation.dtype == "int8" else torch.float8_e4m3fn
+
+
+def silu_mul_quantize_for(layer: QuantizedLinear, gate: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``silu(gate) * up`` quantized per token to ``layer``'s activation spec: ``(q [M, K], scale
+    [M, 1] fp32)``. On CUDA one Triton pass (:func:`~qlinear.kernels.triton.act_quant.silu_mul_quantize_per_token`);
+    elsewhere PyTorch's ops and the format's reference quantization."""
+    if gate.is_cuda:
+        from ..kernels.triton.act_quant import silu_mul_quantize_per_token
+
+        return silu_mul_quantize_per_token(gate, up, activation_dtype(layer))
+    from ..formats import quantize
+
+    q = quantize(torch.nn.functional.silu(gate) * up, layer.scheme.activation)
+    return q.data, q.scale
+
+
+@torch.library.custom_op("qlinear::silu_mul_quantize", mutates_args=())
+def silu_mul_quantize(gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor,
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``silu(gate) * up`` (``[M, K]`` each) quantized per token to the activation spec of the layer
+    owning ``weight`` (:func:`silu_mul_quantize_for`): ``(q [M, K] dtype, scale [M, 1] fp32)``;
+    ``dtype`` is that spec's (:func:`activation_dtype`), given so the compiler knows it.
+
+    Raises:
+        RuntimeError: ``weight`` is not the weight buffer of a live :class:`QuantizedLinear`.
+    """
+    return silu_mul_quantize_for(_layer_of(weight, "qlinear::silu_mul_quantize"), gate, up)
+
+
+@silu_mul_quantize.register_fake
+def _(gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    return gate.new_empty(gate.shape, dtype=dtype), gate.new_empty((gate.shape[0], 1), dtype=torch.float32)

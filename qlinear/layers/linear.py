@@ -156,6 +156,30 @@ class QuantizedLinear(nn.Module):
             y = compiled.linear(x2, self.weight)
         return y.reshape(*lead, self.out_features)
 
+    def forward_silu_mul(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """This layer applied to ``silu(gate) * up``, that product computed inside the per-token
+        quantization of the layer's input (:mod:`qlinear.layers.gated_mlp`); for layers whose
+        :attr:`compiler_quantizes_input` is True.
+
+        Accepts ``gate, up [..., K]`` of one shape and dtype (bf16 or fp16 on CUDA; any float dtype
+        elsewhere); returns ``[..., N]`` in their dtype.
+
+        Raises:
+            ValueError: gate and up differ in shape or dtype, or do not have ``in_features`` features.
+        """
+        if gate.shape != up.shape or gate.dtype != up.dtype or gate.shape[-1] != self.in_features:
+            raise ValueError(f"{self.layer_name or 'QuantizedLinear'}: gate {tuple(gate.shape)} {gate.dtype} and up "
+                             f"{tuple(up.shape)} {up.dtype} must have one shape and dtype with {self.in_features} features")
+        lead = gate.shape[:-1]
+        g2, u2 = gate.reshape(-1, self.in_features), up.reshape(-1, self.in_features)
+        if torch.compiler.is_compiling():
+            q, scale = compiled.silu_mul_quantize(g2, u2, self.weight, compiled.activation_dtype(self))
+            y = compiled.linear_quantized(q, scale, self.weight, gate.dtype)
+        else:
+            q, scale = compiled.silu_mul_quantize_for(self, g2, u2)
+            y = self.run_quantized(q, scale, gate.dtype)
+        return y.reshape(*lead, self.out_features)
+
     def run_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """``x [M, K] -> [M, N]`` through the kernel of M's route, bias included."""
         return self.kernel_for(x.shape[0]).apply(self, x, self.bias)

@@ -13,6 +13,7 @@ from ..formats import quantize_in_row_chunks, requantize
 from ..kernels import Dispatch, LayerConfig
 from ..platform import Platform, platform_of
 from ..schemes import Scheme, get_scheme
+from .gated_mlp import fuse_gated_mlps
 from .linear import QuantizedLinear, SchemeNotApplicable, check_applicable, check_finite, check_online, choose_dispatch
 from .patterns import first_match
 
@@ -59,6 +60,7 @@ class QuantizationReport:
     scheme: str
     platform: str
     layers: list[LayerReport] = field(default_factory=list)
+    fused_mlps: list[str] = field(default_factory=list)  # gated MLPs fused by qlinear.layers.gated_mlp
 
     @property
     def bytes_before(self) -> int:
@@ -81,6 +83,7 @@ class QuantizationReport:
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
             "layers": layers,
+            "fused_mlps": self.fused_mlps,
         }
 
     def table(self) -> str:
@@ -95,6 +98,8 @@ class QuantizationReport:
         rows.append(
             f"{'total':48} {'':>11} {'':18} {self.bytes_before / 1e6:9.3f} {self.bytes_after / 1e6:8.3f}"
         )
+        if self.fused_mlps:
+            rows.append(f"SiLU-and-multiply fused into down_proj's per-token quantization in {len(self.fused_mlps)} MLPs")
         return "\n".join(rows)
 
 
@@ -163,6 +168,7 @@ def quantize(
     disabled: Sequence[str] = (),
     progress: bool = True,
     convert_to: Scheme | str | None = None,
+    fuse_mlp: bool = True,
 ) -> QuantizationReport:
     """Replace the ``nn.Linear`` modules of ``model`` in place by :class:`QuantizedLinear`.
 
@@ -187,6 +193,10 @@ def quantize(
             (``load_quantized(..., convert_to=)``), e.g. ``"nvfp4_a16"`` converted to
             ``"fp8_per_block"`` runs on FP8 tensor cores on GPUs without FP4 ones. The report's SQNR
             is then the converted weight's against the float original.
+        fuse_mlp: then replace each gated SiLU MLP whose ``down_proj`` takes per-token quantized
+            input by one computing the SiLU-and-multiply inside that quantization
+            (:func:`qlinear.layers.gated_mlp.fuse_gated_mlps`; the report lists them). Outputs are
+            unchanged; the product is no longer written out and read back.
 
     Returns:
         A :class:`QuantizationReport`: per layer shape, kernel, bytes before/after, weight SQNR (dB).
@@ -225,5 +235,7 @@ def quantize(
         report.layers.append(
             LayerReport(p.name, (p.out_features, p.in_features), "quantize", p.dispatch.kernel_names(), size, after, error)
         )
+    if fuse_mlp:
+        report.fused_mlps = fuse_gated_mlps(model)
     return report
 

@@ -22,7 +22,7 @@ import triton.language as tl
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
 from ..padding import round_up
-from .numerics import INTERPRETED, rint, to_e4m3
+from .numerics import INTERPRETED, rint, round_to, to_e4m3
 from .pdl import PDL_MAX_M, pdl_enabled, release_dependents
 
 
@@ -75,20 +75,51 @@ def _quant_groups_kernel(
     tl.store(s_ptr + rows[:, None] * stride_sm + groups[None, :] * stride_sg, scale, mask=smask)
 
 
+LOG2E = tl.constexpr(1.4426950408889634)
+
+
+@triton.jit
+def _silu_mul(gate, up, EXPLICIT: tl.constexpr):
+    """``silu(gate) * up`` for bf16/fp16 tensors, rounded where PyTorch's eager ops round: silu in
+    fp32, rounded to the input dtype, then the product in fp32, rounded again. Returns fp32 holding
+    the rounded values.
+
+    silu is ``g / (1 + 2**(-g * log2(e)))`` with the hardware's fast exp2 and division (relative
+    error near 2**-21, against a bf16 rounding step of 2**-8). PyTorch's eager silu uses an
+    accurate exp and an IEEE division, which made this kernel ALU-bound at twice its memory time
+    (``bench/results/h200_silu_mul_quant.txt``); its bf16 value differs from this one only where the
+    exact silu lies within a few fp32 units of a bf16 rounding tie (none of 58.7 M quantized
+    elements differed there)."""
+    g = gate.to(tl.float32)
+    silu = round_to(g / (1.0 + tl.exp2(g * -LOG2E)), gate.dtype, EXPLICIT)
+    return round_to(silu * up.to(tl.float32), gate.dtype, EXPLICIT)
+
+
+@triton.jit
+def _load_row_tile(x_ptr, up_ptr, rows, cols, mask, stride_xm, stride_um, GATED: tl.constexpr,
+                   EXPLICIT: tl.constexpr):
+    """A tile of the rows to quantize as fp32: x itself, or with ``GATED`` ``silu(x) * up``."""
+    x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0)
+    if GATED:
+        up = tl.load(up_ptr + rows[:, None] * stride_um + cols[None, :], mask=mask, other=0.0)
+        return _silu_mul(x, up, EXPLICIT)
+    return x.to(tl.float32)
+
+
 @triton.jit
 def _quant_rows_kernel(
-    x_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_qm,
+    x_ptr, up_ptr, q_ptr, s_ptr, M, K, stride_xm, stride_um, stride_qm,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, QMAX: tl.constexpr, FLOOR: tl.constexpr,
-    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr, EXPLICIT: tl.constexpr, PDL: tl.constexpr,
+    IS_INT: tl.constexpr, ONE_PASS: tl.constexpr, GATED: tl.constexpr, EXPLICIT: tl.constexpr, PDL: tl.constexpr,
 ):
     release_dependents(PDL)
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < M
-    if ONE_PASS:  # the whole row is one tile: x is read once
+    if ONE_PASS:  # the whole row is one tile: x (or gate and up) is read once
         cols = tl.arange(0, BLOCK_K)
         m = rmask[:, None] & (cols[None, :] < K)
-        x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        x = _load_row_tile(x_ptr, up_ptr, rows, cols, m, stride_xm, stride_um, GATED, EXPLICIT)
         scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), FLOOR), QMAX)
         v = x * tl.math.div_rn(1.0, scale)[:, None]
         if IS_INT:
@@ -101,15 +132,14 @@ def _quant_rows_kernel(
         for k0 in range(0, K, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             m = rmask[:, None] & (cols[None, :] < K)
-            x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
+            x = _load_row_tile(x_ptr, up_ptr, rows, cols, m, stride_xm, stride_um, GATED, EXPLICIT)
             amax = tl.maximum(amax, tl.max(tl.abs(x), axis=1))
         scale = tl.math.div_rn(tl.maximum(amax, FLOOR), QMAX)
         inverse = tl.math.div_rn(1.0, scale)
         for k0 in range(0, K, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             m = rmask[:, None] & (cols[None, :] < K)
-            x = tl.load(x_ptr + rows[:, None] * stride_xm + cols[None, :], mask=m, other=0.0).to(tl.float32)
-            v = x * inverse[:, None]
+            v = _load_row_tile(x_ptr, up_ptr, rows, cols, m, stride_xm, stride_um, GATED, EXPLICIT) * inverse[:, None]
             if IS_INT:
                 q = tl.clamp(rint(v, EXPLICIT), -QMAX, QMAX).to(tl.int8)
             else:
@@ -128,6 +158,32 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     ``dtype`` is ``torch.float8_e4m3fn`` or ``torch.int8`` (symmetric). ``pdl_any_m``: let a PDL
     launch after this kernel start early at prefill sizes too (the Gluon GEMMs wait for it there).
     """
+    return _quantize_rows(x, None, dtype, pdl_any_m)
+
+
+def silu_mul_quantize_per_token(gate: torch.Tensor, up: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn,
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h = silu(gate) * up`` quantized per token in one pass: gate and up are read once, h is never
+    written. ``gate, up [M, K]`` bf16/fp16 of one dtype, unit stride along K -> ``(q [M, K] dtype,
+    scale [M, 1] fp32)``, ``dtype`` as in :func:`quantize_per_token`.
+
+    h is rounded where PyTorch's eager ``F.silu(gate) * up`` rounds it, with a fast exp2 and division
+    inside silu (:func:`_silu_mul`: the same bf16 h but for values within a few fp32 units of a
+    rounding tie), then quantized as :func:`quantize_per_token` quantizes. This is the
+    SiLU-and-multiply of gated MLPs (Llama, Qwen, Mistral) feeding a down projection that takes
+    per-token quantized input.
+
+    Raises:
+        ValueError: gate and up differ in shape or dtype, or are not 16-bit floats.
+    """
+    if gate.shape != up.shape or gate.dtype != up.dtype or gate.dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"silu_mul_quantize_per_token: gate {tuple(gate.shape)} {gate.dtype} and up "
+                         f"{tuple(up.shape)} {up.dtype} must be bf16 or fp16 tensors of one shape and dtype")
+    return _quantize_rows(gate, up, dtype, False)
+
+
+def _quantize_rows(x: torch.Tensor, up: torch.Tensor | None, dtype: torch.dtype,
+                   pdl_any_m: bool) -> tuple[torch.Tensor, torch.Tensor]:
     m, k = x.shape
     is_int = dtype == torch.int8
     q = torch.empty((m, k), device=x.device, dtype=dtype)
@@ -135,13 +191,21 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
     one_pass = k <= ONE_PASS_MAX_K
     block_k = triton.next_power_of_2(k) if one_pass else 4096
     block_m = max(1, min(8, 4096 // block_k)) if one_pass else 1  # >= 4096 elements per program
+    gated = up is not None
     _quant_rows_kernel[(triton.cdiv(m, block_m),)](
-        x, q, s, m, k, x.stride(0), q.stride(0), BLOCK_M=block_m, BLOCK_K=block_k,
-        QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR, IS_INT=is_int, ONE_PASS=one_pass,
-        EXPLICIT=INTERPRETED, PDL=pdl_enabled(x.device, m, None if pdl_any_m else PDL_MAX_M),
-        num_warps=8 if block_m * block_k >= 8192 else 4,
+        x, up if gated else x, q, s, m, k, x.stride(0), up.stride(0) if gated else 0, q.stride(0),
+        BLOCK_M=block_m, BLOCK_K=block_k, QMAX=INT8_SYMMETRIC_MAX if is_int else E4M3_MAX, FLOOR=AMAX_FLOOR,
+        IS_INT=is_int, ONE_PASS=one_pass, GATED=gated, EXPLICIT=INTERPRETED,
+        PDL=pdl_enabled(x.device, m, None if pdl_any_m else PDL_MAX_M),
+        num_warps=_rows_warps(block_m * block_k, gated),
     )
     return q, s
+
+
+def _rows_warps(elements: int, gated: bool) -> int:
+    if gated:  # two inputs per element: a 16384-wide row is 32 values of each per thread at 16 warps
+        return 16 if elements >= 16384 else 8 if elements >= 4096 else 4
+    return 8 if elements >= 8192 else 4
 
 
 def quantize_per_group(x: torch.Tensor, group: int = 128, *, m_major: bool = False, tma_aligned: bool = False,

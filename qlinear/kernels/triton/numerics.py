@@ -3,7 +3,8 @@
 Compiled, the fp32 -> e4m3 cast is the hardware's round-to-nearest-even with saturation. Under
 ``TRITON_INTERPRET=1`` the cast does not carry a mantissa overflow into the exponent (7.96 became
 4.0 in Triton 3.6), so there the value is rounded with explicit fp32 arithmetic first; both give
-the same bits (tests compare both against :mod:`qlinear.formats`).
+the same bits (tests compare both against :mod:`qlinear.formats`). Likewise the interpreter's
+fp32 -> bf16 cast truncates (Triton 3.6), so there bf16 rounding is done on the bits.
 """
 import os
 
@@ -38,14 +39,16 @@ def round_to_e4m3(v):
     """fp32 -> the nearest e4m3fn value (ties to even), saturating at ±448, still as fp32.
 
     The grid step is 2**(e-3) for a normal value of exponent e (e >= -6) and 2**-9 below;
-    scaling by that power of two is exact, so only the integer rounding rounds.
+    scaling by that power of two is exact, so only the integer rounding rounds. A negative ``v``
+    that rounds to zero gives -0, as the hardware cast does.
     """
     v = tl.clamp(v, -448.0, 448.0)
     exponent = ((v.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127
     step_exp = tl.maximum(exponent, -6) - 3
     step = ((step_exp + 127) << 23).to(tl.float32, bitcast=True)
     inv_step = ((127 - step_exp) << 23).to(tl.float32, bitcast=True)
-    return round_half_even(v * inv_step) * step
+    r = round_half_even(v * inv_step) * step
+    return tl.where(r == 0.0, v * 0.0, r)  # the adder's rounding gives +0 for a tiny negative v: keep -0
 
 
 @triton.jit
@@ -54,3 +57,19 @@ def to_e4m3(v, EXPLICIT: tl.constexpr):
     if EXPLICIT:
         return round_to_e4m3(v).to(tl.float8e4nv)
     return tl.clamp(v, -448.0, 448.0).to(tl.float8e4nv)
+
+
+@triton.jit
+def round_to_bf16(v):
+    """fp32 ``v`` rounded to the nearest bf16 (ties to even) on its bits, still as fp32 (finite ``v``)."""
+    bits = v.to(tl.int32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & -65536
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def round_to(v, dtype: tl.constexpr, EXPLICIT: tl.constexpr):
+    """fp32 ``v`` rounded to ``dtype`` (bf16 or fp16, nearest, ties to even), returned as fp32."""
+    if EXPLICIT and dtype == tl.bfloat16:
+        return round_to_bf16(v)
+    return v.to(dtype).to(tl.float32)
