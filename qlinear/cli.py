@@ -13,6 +13,7 @@ import torch
 from . import kernels as kernel_registry
 from .evaluate import generate, linear_bytes, perplexity, token_windows, weight_bytes
 from .layers import DEFAULT_IGNORE, plan, quantize
+from .layers.gated_mlp import gated_silu_mlp_names
 from .models import load_model, model_label, resolve_device
 from .platform import CPU, Platform, platform_of, simulated_cuda
 from .schemes import ONLINE_SCHEMES, SCHEMES, get_scheme
@@ -158,7 +159,8 @@ def parse_platform(text: str | None, device: torch.device) -> Platform:
 
 
 def _checkpoint_plans(path, platform, backend, convert_to=None):
-    """Plans for a pre-quantized checkpoint: its layers as stored, kernels selected for ``platform``."""
+    """Plans for a pre-quantized checkpoint: its layers as stored, kernels selected for ``platform``;
+    also the names of its gated SiLU MLPs."""
     from torch import nn
 
     from .checkpoints import load_quantized
@@ -175,7 +177,7 @@ def _checkpoint_plans(path, platform, backend, convert_to=None):
                                    dispatch=choose_dispatch(m.config, platform, backend=backend)))
         elif isinstance(m, nn.Linear):
             plans.append(LayerPlan(name, m.out_features, m.in_features, "ignore", "not quantized in the checkpoint"))
-    return scheme, plans
+    return scheme, plans, gated_silu_mlp_names(model)
 
 
 def cmd_explain(args) -> int:
@@ -188,7 +190,7 @@ def cmd_explain(args) -> int:
 
         stored = stored_scheme(args.model)
         note, source = stored.note, stored.scheme.name
-        scheme, plans = _checkpoint_plans(args.model, platform, q["backend"], q["convert_to"])
+        scheme, plans, mlps = _checkpoint_plans(args.model, platform, q["backend"], q["convert_to"])
     else:
         if args.scheme is None:
             raise ValueError("--scheme is required unless --model is a pre-quantized checkpoint")
@@ -197,14 +199,18 @@ def cmd_explain(args) -> int:
         model, _ = load_model(args.model, device="cpu", with_tokenizer=False)
         plans = plan(model, source, platform=platform, ignore=q["ignore"], convert_to=q["convert_to"],
                      skip_unsupported=q["skip_unsupported"], backend=q["backend"])
+        mlps = gated_silu_mlp_names(model)
     label = _label(source, q["convert_to"])
+    gated_down_projs = {f"{name}.down_proj" for name in mlps}
 
     def compiled_quantization(p) -> str:
         outside = p.dispatch.quantizes_input_outside(kernel_registry.LayerConfig(scheme, p.out_features, p.in_features, name=p.name))
         return "compiler" if outside else "op"
 
     if args.json:
-        layers = [{**p.to_dict(), **({"compiled_activation_quantization": compiled_quantization(p)} if p.dispatch else {})}
+        layers = [{**p.to_dict(), **({"compiled_activation_quantization": compiled_quantization(p)} if p.dispatch else {}),
+                   **({"silu_mul_fused_into_quantization": True}
+                      if p.dispatch and p.name in gated_down_projs and compiled_quantization(p) == "compiler" else {})}
                   for p in plans]
         print(json.dumps({"model": model_label(args.model), "scheme": label, "scheme_spec": scheme.describe(),
                           "checkpoint_note": note, "platform": platform.describe(), "layers": layers}, indent=2))
@@ -223,8 +229,13 @@ def cmd_explain(args) -> int:
                 for r in p.dispatch.routes
             )
             if compiled_quantization(p) == "compiler":
-                why += (("", "", (("-", "under torch.compile x is quantized per token by the compiler, fused into the op "
-                                   "before the layer (QLINEAR_FUSE_ACT_QUANT=0: inside the layer's op)"),)),)
+                if p.name in gated_down_projs:
+                    why += (("", "", (("-", "x = silu(gate_proj) * up_proj is computed inside this layer's per-token "
+                                       "quantization, one pass in eager mode and compiled (qlinear.layers.gated_mlp; "
+                                       "quantize(fuse_mlp=False) keeps it apart)"),)),)
+                else:
+                    why += (("", "", (("-", "under torch.compile x is quantized per token by the compiler, fused into "
+                                       "the op before the layer (QLINEAR_FUSE_ACT_QUANT=0: inside the layer's op)"),)),)
         else:
             why = (("", "", (("-", p.reason),)),)
         groups.setdefault((p.out_features, p.in_features, why), []).append(p.name)

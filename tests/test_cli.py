@@ -74,7 +74,12 @@ def test_explain_says_who_quantizes_the_activations_under_torch_compile(tmp_path
     tiny_llama(layers=1).save_pretrained(tmp_path)
     assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--model", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert text.count("under torch.compile x is quantized per token by the compiler") == text.count("\n- ") - 1  # not lm_head
+    # every shape group but lm_head's and down_proj's, whose input is silu(gate) * up quantized in one pass
+    assert text.count("under torch.compile x is quantized per token by the compiler") == text.count("\n- ") - 2
+    assert text.count("x = silu(gate_proj) * up_proj is computed inside this layer's per-token quantization") == 1
+    assert main(["explain", "--scheme", "fp8_per_channel", "--platform", "sm_90", "--model", str(tmp_path), "--json"]) == 0
+    fused = [layer["name"] for layer in json.loads(capsys.readouterr().out)["layers"] if layer.get("silu_mul_fused_into_quantization")]
+    assert fused == ["model.layers.0.mlp.down_proj"]
     assert main(["explain", "--scheme", "fp8_per_block", "--platform", "sm_90", "--model", str(tmp_path)]) == 0
     assert "by the compiler" not in capsys.readouterr().out  # its decode GEMM may quantize inside
     monkeypatch.setenv("QLINEAR_FUSE_ACT_QUANT", "0")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..formats import requantize
 from ..kernels import LayerConfig
-from ..layers import QuantizedLinear
+from ..layers import QuantizedLinear, fuse_gated_mlps
 from ..layers.linear import check_applicable, choose_dispatch
 from ..layers.patterns import first_match
 from ..platform import platform_of
@@ -144,6 +144,9 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
     so prefill runs on FP8 tensor cores on GPUs without FP4 ones); the layers then run, and the
     returned scheme is, that scheme. See :func:`qlinear.formats.requantize`.
 
+    Gated SiLU MLPs whose ``down_proj`` takes per-token quantized input are then fused as
+    :func:`qlinear.quantize` fuses them (:func:`qlinear.layers.fuse_gated_mlps`).
+
     Raises:
         CheckpointError: missing/corrupt files or tensors, wrong shapes or dtypes, NaN/Inf scales.
         ValueError: a quantization config qlinear does not read (see :func:`stored_scheme`), or a
@@ -189,4 +192,6 @@ def load_quantized(path: str | Path, *, device: str | torch.device = "cpu", dtyp
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
         raise CheckpointError(f"{folder}: no tensor for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    return model.to(device).eval(), scheme
+    model = model.to(device).eval()
+    fuse_gated_mlps(model)  # as qlinear.quantize does: SiLU-and-multiply inside down_proj's activation quantization
+    return model, scheme

@@ -52,17 +52,30 @@ def _is_silu(module: nn.Module) -> bool:
     return type(module) is SiLUActivation
 
 
-def fusable(module: nn.Module) -> bool:
-    """Whether ``module`` is a gated SiLU MLP that :func:`fuse_gated_mlps` replaces: its children are
-    exactly ``gate_proj``, ``up_proj``, ``down_proj`` and a SiLU ``act_fn``, it has no parameters or
-    buffers of its own, and ``down_proj`` is a :class:`QuantizedLinear` taking per-token quantized input."""
+def is_gated_silu_mlp(module: nn.Module) -> bool:
+    """Whether ``module`` computes ``down_proj(silu(gate_proj(x)) * up_proj(x))`` by its structure: its
+    children are exactly ``gate_proj``, ``up_proj``, ``down_proj`` and a SiLU ``act_fn``, and it has no
+    parameters or buffers of its own (or it is a :class:`FusedSiluMulMLP` already)."""
+    if isinstance(module, FusedSiluMulMLP):
+        return True
     children = dict(module.named_children())
     if set(children) != {*PROJECTIONS, "act_fn"} or not _is_silu(children["act_fn"]):
         return False
-    if any(True for _ in module.named_parameters(recurse=False)) or any(True for _ in module.named_buffers(recurse=False)):
+    return not any(True for _ in module.named_parameters(recurse=False)) and not any(True for _ in module.named_buffers(recurse=False))
+
+
+def fusable(module: nn.Module) -> bool:
+    """Whether :func:`fuse_gated_mlps` replaces ``module``: a gated SiLU MLP (:func:`is_gated_silu_mlp`),
+    not fused yet, whose ``down_proj`` is a :class:`QuantizedLinear` taking per-token quantized input."""
+    if isinstance(module, FusedSiluMulMLP) or not is_gated_silu_mlp(module):
         return False
-    down = children["down_proj"]
+    down = module.down_proj
     return isinstance(down, QuantizedLinear) and down.compiler_quantizes_input
+
+
+def gated_silu_mlp_names(model: nn.Module) -> list[str]:
+    """Names of the modules of ``model`` that are gated SiLU MLPs (:func:`is_gated_silu_mlp`)."""
+    return [name for name, module in model.named_modules() if name and is_gated_silu_mlp(module)]
 
 
 def fuse_gated_mlps(model: nn.Module) -> list[str]:
