@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from qlinear.e2e import build_model, compile_decoder_layers, decode_step_ms, prefill_ms
+from qlinear.e2e import build_model, compile_decoder_layers, measure, timing_line
 from qlinear.layers import QuantizedLinear, quantize
 
 
@@ -26,12 +26,11 @@ def timed(scheme: str, layers: int, fused: bool, batches=(1, 16)) -> str:
         quantize(model, scheme, progress=False)
     torch._dynamo.reset()
     compile_decoder_layers(model)
-    decode = {b: decode_step_ms(model, b) for b in batches}
-    prefill = prefill_ms(model, 4096)
+    decode, prefill = measure(model, batches)
     del model
     torch.cuda.empty_cache()
     label = scheme if scheme == "bf16" else f"{scheme} {'fused' if fused else 'opaque'}"
-    return f"{label:28} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items()) + f"  prefill 4096: {prefill:8.2f} ms"
+    return timing_line(f"{label:28}", decode, prefill)
 
 
 def division_config():

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from qlinear.e2e import build_model, compile_decoder_layers, decode_step_ms, prefill_ms
+from qlinear.e2e import build_model, compile_decoder_layers, measure, timing_line
 from qlinear.layers import quantize
 
 import profile_e2e_prefill
@@ -43,12 +43,10 @@ def profile(scheme: str, variant: int, tokens: int = 4096) -> None:
 
 def timed(scheme: str, variant: int, layers: int | None) -> str:
     model = model_for(scheme, layers, variant)
-    decode = {b: decode_step_ms(model, b) for b in (1, 16)}
-    prefill = prefill_ms(model, 4096)
+    decode, prefill = measure(model)
     del model
     torch.cuda.empty_cache()
-    return (f"{scheme:16} multi_kernel={variant} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())
-            + f"  prefill 4096: {prefill:8.2f} ms")
+    return timing_line(f"{scheme:16} multi_kernel={variant}", decode, prefill)
 
 
 def main() -> None:

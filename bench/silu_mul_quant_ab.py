@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import triton.testing
 
 from qlinear.bench import measure_ceilings
-from qlinear.e2e import build_model, compile_decoder_layers, decode_step_ms, prefill_ms
+from qlinear.e2e import build_model, compile_decoder_layers, measure, timing_line
 from qlinear.formats import quantize as reference_quantize
 from qlinear.kernels.triton.act_quant import quantize_per_token, silu_mul_quantize_per_token
 from qlinear.layers import quantize
@@ -59,12 +59,10 @@ def timed(scheme: str, fuse: bool | None, layers: int | None) -> str:
     if scheme != "bf16":
         fused = f" fused MLPs {len(quantize(model, scheme, progress=False, fuse_mlp=fuse).fused_mlps)}"
     compile_decoder_layers(model)
-    decode = {b: decode_step_ms(model, b) for b in (1, 16)}
-    prefill = prefill_ms(model, 4096)
+    decode, prefill = measure(model)
     del model
     torch.cuda.empty_cache()
-    return (f"{scheme:16}{fused:15} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())
-            + f"  prefill 4096: {prefill:8.2f} ms")
+    return timing_line(f"{scheme:16}{fused:15}", decode, prefill)
 
 
 def main() -> None:

@@ -170,10 +170,20 @@ def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_
             compile_decoder_layers(model)
             if any(getattr(m, "compiler_quantizes_input", False) for m in model.modules()):
                 kernels += "; activation quantization fused by the compiler"
-        decode = {b: decode_step_ms(model, b) for b in batches}
-        results.append(E2EResult(scheme, decode, prefill_ms(model, prefill_tokens), kernels))
-        print(f"{scheme:18} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())
-              + f"  prefill {prefill_tokens}: {results[-1].prefill_ms:8.2f} ms  [{kernels}]", flush=True)
+        decode, prefill = measure(model, batches, prefill_tokens)
+        results.append(E2EResult(scheme, decode, prefill, kernels))
+        print(timing_line(f"{scheme:18}", decode, prefill, prefill_tokens) + f"  [{kernels}]", flush=True)
         del model
         torch.cuda.empty_cache()
     return results
+
+
+def measure(model, batches=(1, 16), prefill_tokens: int = 4096) -> tuple[dict[int, float], float]:
+    """``({batch: ms per decode step}, prefill ms)`` of ``model`` (:func:`decode_step_ms`, :func:`prefill_ms`)."""
+    return {b: decode_step_ms(model, b) for b in batches}, prefill_ms(model, prefill_tokens)
+
+
+def timing_line(label: str, decode: dict[int, float], prefill: float, prefill_tokens: int = 4096) -> str:
+    """One printed line of :func:`measure`'s results."""
+    return (f"{label} " + " ".join(f"decode b={b}: {ms:7.3f} ms" for b, ms in decode.items())
+            + f"  prefill {prefill_tokens}: {prefill:8.2f} ms")
