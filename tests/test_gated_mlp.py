@@ -64,6 +64,17 @@ def test_fused_kernel_quantizes_silu_mul_as_the_reference_does(m, k, dtype):
     _check_fused_kernel(m, k, dtype, 0 if DEVICE == "cpu" else 2e-5)  # on a GPU, at most 2 per 100k
 
 
+def test_fused_kernel_reads_inputs_of_any_stride():
+    pytest.importorskip("triton")
+    from qlinear.kernels.triton.act_quant import silu_mul_quantize_per_token
+
+    gate, up = _gate_up(40, 24)
+    expect = silu_mul_quantize_per_token(gate.t().contiguous(), up.t().contiguous())
+    got = silu_mul_quantize_per_token(gate.t(), up.t())  # K-stride 24
+    assert all(torch.equal(a.view(torch.uint8) if a.dtype != torch.float32 else a,
+                           b.view(torch.uint8) if b.dtype != torch.float32 else b) for a, b in zip(got, expect))
+
+
 def test_fused_kernel_refuses_mismatched_or_non_16_bit_inputs():
     pytest.importorskip("triton")
     from qlinear.kernels.triton.act_quant import silu_mul_quantize_per_token

@@ -164,8 +164,8 @@ def quantize_per_token(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn
 def silu_mul_quantize_per_token(gate: torch.Tensor, up: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn,
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``h = silu(gate) * up`` quantized per token in one pass: gate and up are read once, h is never
-    written. ``gate, up [M, K]`` bf16/fp16 of one dtype, unit stride along K -> ``(q [M, K] dtype,
-    scale [M, 1] fp32)``, ``dtype`` as in :func:`quantize_per_token`.
+    written. ``gate, up [M, K]`` bf16/fp16 of one dtype (copied first if not of unit stride along K)
+    -> ``(q [M, K] dtype, scale [M, 1] fp32)``, ``dtype`` as in :func:`quantize_per_token`.
 
     h is rounded where PyTorch's eager ``F.silu(gate) * up`` rounds it, with a fast exp2 and division
     inside silu (:func:`_silu_mul`: the same bf16 h but for values within a few fp32 units of a
@@ -179,6 +179,7 @@ def silu_mul_quantize_per_token(gate: torch.Tensor, up: torch.Tensor, dtype: tor
     if gate.shape != up.shape or gate.dtype != up.dtype or gate.dtype not in (torch.bfloat16, torch.float16):
         raise ValueError(f"silu_mul_quantize_per_token: gate {tuple(gate.shape)} {gate.dtype} and up "
                          f"{tuple(up.shape)} {up.dtype} must be bf16 or fp16 tensors of one shape and dtype")
+    gate, up = (t if t.stride(1) == 1 else t.contiguous() for t in (gate, up))
     return _quantize_rows(gate, up, dtype, False)
 
 
