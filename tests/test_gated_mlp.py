@@ -109,6 +109,16 @@ def test_fused_mlp_equals_the_unfused_one_bitwise_and_keeps_the_state_dict(schem
         assert (fused_logits != unfused_logits).float().mean() < 1e-3
 
 
+def test_fused_mlp_of_an_fp32_model_runs_pytorchs_ops_and_equals_the_unfused_one(tiny_llama):
+    model = _mlp_model(tiny_llama, "cpu").float()  # the kernel takes 16-bit floats; fp32 goes through the reference
+    unfused = copy.deepcopy(model)
+    quantize(unfused, "int8_per_channel", progress=False, fuse_mlp=False)
+    assert len(quantize(model, "int8_per_channel", progress=False).fused_mlps) == 2
+    ids = torch.randint(0, 100, (2, 7))
+    with torch.inference_mode():
+        assert torch.equal(model(ids, use_cache=False).logits, unfused(ids, use_cache=False).logits)
+
+
 @pytest.mark.parametrize("scheme", sorted(PER_TOKEN))
 def test_fused_mlp_matches_float64_dequantize_then_matmul(scheme, tiny_llama):
     model = _mlp_model(tiny_llama)

@@ -100,9 +100,10 @@ def activation_dtype(layer: QuantizedLinear) -> torch.dtype:
 
 def silu_mul_quantize_for(layer: QuantizedLinear, gate: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``silu(gate) * up`` quantized per token to ``layer``'s activation spec: ``(q [M, K], scale
-    [M, 1] fp32)``. On CUDA one Triton pass (:func:`~qlinear.kernels.triton.act_quant.silu_mul_quantize_per_token`);
-    elsewhere PyTorch's ops and the format's reference quantization."""
-    if gate.is_cuda:
+    [M, 1] fp32)``. For bf16/fp16 on CUDA one Triton pass
+    (:func:`~qlinear.kernels.triton.act_quant.silu_mul_quantize_per_token`); otherwise (fp32, or not
+    CUDA) PyTorch's ops and the format's reference quantization."""
+    if gate.is_cuda and gate.dtype in (torch.bfloat16, torch.float16):
         from ..kernels.triton.act_quant import silu_mul_quantize_per_token
 
         return silu_mul_quantize_per_token(gate, up, activation_dtype(layer))

@@ -161,8 +161,7 @@ class QuantizedLinear(nn.Module):
         quantization of the layer's input (:mod:`qlinear.layers.gated_mlp`); for layers whose
         :attr:`compiler_quantizes_input` is True.
 
-        Accepts ``gate, up [..., K]`` of one shape and dtype (bf16 or fp16 on CUDA; any float dtype
-        elsewhere); returns ``[..., N]`` in their dtype.
+        Accepts ``gate, up [..., K]`` of one shape and float dtype; returns ``[..., N]`` in their dtype.
 
         Raises:
             ValueError: gate and up differ in shape or dtype, or do not have ``in_features`` features.
