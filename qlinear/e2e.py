@@ -165,6 +165,8 @@ def run(schemes: list[str], batches=(1, 16), layers: int | None = None, prefill_
         elif scheme != "bf16":
             report = quantize(model, scheme, progress=False)
             kernels = ", ".join(sorted({r.kernel for r in report.layers if r.kernel}))
+            if report.fused_mlps:
+                kernels += f"; SiLU-and-multiply fused into down_proj's quantization in {len(report.fused_mlps)} MLPs"
         if compile:
             torch._dynamo.reset()  # each model compiles afresh (all share one layer code, and its recompile limit)
             compile_decoder_layers(model)
