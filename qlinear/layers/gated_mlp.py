@@ -61,7 +61,8 @@ def is_gated_silu_mlp(module: nn.Module) -> bool:
     children = dict(module.named_children())
     if set(children) != {*PROJECTIONS, "act_fn"} or not _is_silu(children["act_fn"]):
         return False
-    return not any(True for _ in module.named_parameters(recurse=False)) and not any(True for _ in module.named_buffers(recurse=False))
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    return not own
 
 
 def fusable(module: nn.Module) -> bool:
