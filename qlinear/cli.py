@@ -207,10 +207,12 @@ def cmd_explain(args) -> int:
         outside = p.dispatch.quantizes_input_outside(kernel_registry.LayerConfig(scheme, p.out_features, p.in_features, name=p.name))
         return "compiler" if outside else "op"
 
+    def silu_mul_fused(p) -> bool:  # what fuse_gated_mlps will do to this layer's MLP
+        return p.name in gated_down_projs and compiled_quantization(p) == "compiler"
+
     if args.json:
         layers = [{**p.to_dict(), **({"compiled_activation_quantization": compiled_quantization(p)} if p.dispatch else {}),
-                   **({"silu_mul_fused_into_quantization": True}
-                      if p.dispatch and p.name in gated_down_projs and compiled_quantization(p) == "compiler" else {})}
+                   **({"silu_mul_fused_into_quantization": True} if p.dispatch and silu_mul_fused(p) else {})}
                   for p in plans]
         print(json.dumps({"model": model_label(args.model), "scheme": label, "scheme_spec": scheme.describe(),
                           "checkpoint_note": note, "platform": platform.describe(), "layers": layers}, indent=2))
@@ -228,14 +230,13 @@ def cmd_explain(args) -> int:
                  tuple((x.kernel, x.reason) for x in r.selection.rejected))
                 for r in p.dispatch.routes
             )
-            if compiled_quantization(p) == "compiler":
-                if p.name in gated_down_projs:
-                    why += (("", "", (("-", "x = silu(gate_proj) * up_proj is computed inside this layer's per-token "
-                                       "quantization, one pass in eager mode and compiled (qlinear.layers.gated_mlp; "
-                                       "quantize(fuse_mlp=False) keeps it apart)"),)),)
-                else:
-                    why += (("", "", (("-", "under torch.compile x is quantized per token by the compiler, fused into "
-                                       "the op before the layer (QLINEAR_FUSE_ACT_QUANT=0: inside the layer's op)"),)),)
+            if silu_mul_fused(p):
+                why += (("", "", (("-", "x = silu(gate_proj) * up_proj is computed inside this layer's per-token "
+                                   "quantization, one pass in eager mode and compiled (qlinear.layers.gated_mlp; "
+                                   "quantize(fuse_mlp=False) keeps it apart)"),)),)
+            elif compiled_quantization(p) == "compiler":
+                why += (("", "", (("-", "under torch.compile x is quantized per token by the compiler, fused into "
+                                   "the op before the layer (QLINEAR_FUSE_ACT_QUANT=0: inside the layer's op)"),)),)
         else:
             why = (("", "", (("-", p.reason),)),)
         groups.setdefault((p.out_features, p.in_features, why), []).append(p.name)

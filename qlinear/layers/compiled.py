@@ -92,7 +92,6 @@ def _(q: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, out_dtype: tor
     return q.new_empty((q.shape[0], weight.shape[0]), dtype=out_dtype)
 
 
-
 def activation_dtype(layer: QuantizedLinear) -> torch.dtype:
     """The torch dtype of ``layer``'s per-token quantized input (int8 or e4m3)."""
     return torch.int8 if layer.scheme.activation.dtype == "int8" else torch.float8_e4m3fn

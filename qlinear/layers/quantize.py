@@ -195,8 +195,9 @@ def quantize(
             is then the converted weight's against the float original.
         fuse_mlp: then replace each gated SiLU MLP whose ``down_proj`` takes per-token quantized
             input by one computing the SiLU-and-multiply inside that quantization
-            (:func:`qlinear.layers.gated_mlp.fuse_gated_mlps`; the report lists them). Outputs are
-            unchanged; the product is no longer written out and read back.
+            (:func:`qlinear.layers.gated_mlp.fuse_gated_mlps`; the report lists them): the product is
+            no longer written out and read back. Outputs are unchanged off CUDA; on CUDA silu's fast
+            exp2 and division may move a value that sits at a bf16 rounding tie.
 
     Returns:
         A :class:`QuantizationReport`: per layer shape, kernel, bytes before/after, weight SQNR (dB).
