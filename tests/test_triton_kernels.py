@@ -7,7 +7,7 @@ triton = pytest.importorskip("triton")
 
 from qlinear.formats import quantize  # noqa: E402
 from qlinear.kernels import Dispatch, TritonFp8BlockKernel, TritonFp8RowwiseKernel, TritonInt8Kernel  # noqa: E402
-from qlinear.kernels.triton.act_quant import quantize_per_group, quantize_per_token  # noqa: E402
+from qlinear.kernels.triton.act_quant import quantize_per_group, quantize_per_token, silu_mul_quantize_per_token  # noqa: E402
 from qlinear.schemes import SCHEMES  # noqa: E402
 
 from .test_kernels import assert_close_to_reference, reference  # noqa: E402
@@ -20,6 +20,19 @@ KERNELS = [("fp8_per_block", TritonFp8BlockKernel), ("fp8_per_channel", TritonFp
 def _x(m, k, seed=0, dtype=torch.bfloat16):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(m, k, generator=g) * 3).to(dtype).to(DEVICE)
+
+
+def test_int8_activation_rounds_ties_to_even_and_saturates():
+    # amax 127 gives scale 127 / 127 = 1 and inverse 1: the codes are the values rounded, ties to even
+    row = [0.5, 1.5, 2.5, -0.5, -2.5, -3.5, 126.5, -126.5, 3.25, -127.0, 127.0, 0.0]
+    x = torch.tensor([row, [2 * v for v in row]], dtype=torch.bfloat16, device=DEVICE)
+    q, s = quantize_per_token(x, torch.int8)
+    assert s.flatten().tolist() == [1.0, 2.0]
+    expected = [0, 2, 2, 0, -2, -4, 126, -126, 3, -127, 127, 0]
+    assert q[0].tolist() == expected and q[1].tolist() == expected
+    # silu(32) rounds to 32 in bf16, so h = 32 * (x / 32) = x exactly
+    gated, gated_scale = silu_mul_quantize_per_token(torch.full_like(x, 32.0), x / 32, torch.int8)
+    assert gated.tolist() == [expected, expected] and torch.equal(gated_scale, s)
 
 
 @pytest.mark.parametrize("m,k", [(1, 200), (7, 576), (33, 1536), (3, 16500)])  # the last: two-pass rows

@@ -22,7 +22,7 @@ import triton.language as tl
 from ...formats.fp8 import AMAX_FLOOR, E4M3_MAX
 from ...formats.int8 import INT8_SYMMETRIC_MAX
 from ..padding import round_up
-from .numerics import INTERPRETED, rint, round_to, to_e4m3
+from .numerics import INTERPRETED, round_to, to_e4m3, to_int8
 from .pdl import PDL_MAX_M, pdl_enabled, release_dependents
 
 
@@ -123,7 +123,7 @@ def _quant_rows_kernel(
         scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), FLOOR), QMAX)
         v = x * tl.math.div_rn(1.0, scale)[:, None]
         if IS_INT:
-            q = tl.clamp(rint(v, EXPLICIT), -QMAX, QMAX).to(tl.int8)
+            q = to_int8(v, QMAX)
         else:
             q = to_e4m3(v, EXPLICIT)
         tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)
@@ -141,7 +141,7 @@ def _quant_rows_kernel(
             m = rmask[:, None] & (cols[None, :] < K)
             v = _load_row_tile(x_ptr, up_ptr, rows, cols, m, stride_xm, stride_um, GATED, EXPLICIT) * inverse[:, None]
             if IS_INT:
-                q = tl.clamp(rint(v, EXPLICIT), -QMAX, QMAX).to(tl.int8)
+                q = to_int8(v, QMAX)
             else:
                 q = to_e4m3(v, EXPLICIT)
             tl.store(q_ptr + rows[:, None] * stride_qm + cols[None, :], q, mask=m)
