@@ -12,23 +12,13 @@ from collections import defaultdict
 
 import torch
 
-from qlinear.e2e import attend_all_mask, build_model, compile_decoder_layers, decode_step_ms
+from qlinear.e2e import build_model, capture_decode_step, compile_decoder_layers, decode_step_ms
 from qlinear.layers import quantize
 
 
 @torch.inference_mode()
 def replay_kernels(model, batch: int = 1) -> dict[str, tuple[float, int]]:
-    token = torch.randint(0, model.config.vocab_size, (batch, 1), device="cuda")
-    mask = attend_all_mask(batch, 1, "cuda")
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            model(token, attention_mask=mask, use_cache=False)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        model(token, attention_mask=mask, use_cache=False)
+    graph = capture_decode_step(model, batch)
     graph.replay()
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:

@@ -55,20 +55,7 @@ def decode_step_ms(model, batch: int, replays: int = 20) -> float:
     norm and the LM head run as in decode; attention sees only the new token. A 512-token cache
     would add ~67 MB of reads per sequence (0.4% of the bf16 weight bytes at batch 1).
     """
-    device = next(model.parameters()).device
-    token = torch.randint(0, model.config.vocab_size, (batch, 1), device=device)
-    # transformers builds no mask for one token, except while a CUDA graph is being captured; given
-    # one, warm-up (which compiles, with compile=True) and capture run the same code.
-    mask = attend_all_mask(batch, 1, device)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            model(token, attention_mask=mask, use_cache=False)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        model(token, attention_mask=mask, use_cache=False)
+    graph = capture_decode_step(model, batch)
     for _ in range(3):
         graph.replay()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -80,6 +67,27 @@ def decode_step_ms(model, batch: int, replays: int = 20) -> float:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return sorted(times)[len(times) // 2]
+
+
+@torch.inference_mode()
+def capture_decode_step(model, batch: int) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of one decode step of ``model`` at ``batch`` sequences (:func:`decode_step_ms`),
+    after two warm-up steps (which compile, for a compiled model)."""
+    device = next(model.parameters()).device
+    token = torch.randint(0, model.config.vocab_size, (batch, 1), device=device)
+    # transformers builds no mask for one token, except while a CUDA graph is being captured; given
+    # one, warm-up and capture run the same code.
+    mask = attend_all_mask(batch, 1, device)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            model(token, attention_mask=mask, use_cache=False)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        model(token, attention_mask=mask, use_cache=False)
+    return graph
 
 
 def attend_all_mask(batch: int, tokens: int, device) -> torch.Tensor:
